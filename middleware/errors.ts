@@ -1,0 +1,73 @@
+import { httpErrorFor, type SluiceError } from '../src/errors.js';
+import { toSluiceError } from '../src/normalize.js';
+import { redactText } from '../src/redact.js';
+import type { HttpRequest } from '../src/request.js';
+import type { HttpResponse } from '../src/response.js';
+import type { Middleware } from '../src/types.js';
+import { retryAfterMs } from './retry.js';
+
+const MAX_ERROR_BODY = 64 * 1024;
+const JSON_TYPE = /^application\/(?:[\w!#$%&*.^`~-]*\+)?json/i;
+
+async function errorBody(response: HttpResponse): Promise<unknown> {
+  if (response.request.method === 'HEAD') return undefined;
+  const length = Number(response.header('content-length') ?? 0);
+  if (length > MAX_ERROR_BODY) {
+    await response.discard();
+    return undefined;
+  }
+  let text: string;
+  try {
+    text = await response.text();
+  } catch {
+    return undefined;
+  }
+  if (text.length === 0) return undefined;
+  if (JSON_TYPE.test(response.header('content-type') ?? '')) {
+    try {
+      return JSON.parse(text);
+    } catch {
+      // An error body that is not the JSON it claims is still worth showing, as text.
+    }
+  }
+  return redactText(text.slice(0, 2048));
+}
+
+/** The typed error for a response of 400 or above; reads (and so releases) its body. */
+export async function toHttpError(response: HttpResponse, request: HttpRequest): Promise<SluiceError> {
+  const body = await errorBody(response);
+  return httpErrorFor({
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+    body,
+    retryAfter: retryAfterMs(response),
+    method: request.method,
+    url: response.url,
+    attempts: request.state.attempts,
+  });
+}
+
+export interface ErrorsOptions {
+  /** Decides which responses are errors. @default status >= 400 */
+  isError?: (response: HttpResponse) => boolean;
+}
+
+/**
+ * Turns every failure into a `SluiceError`: responses of 400 and above become `HttpError` subclasses,
+ * anything thrown below is normalized, and `attempts` is filled in from the call's ledger.
+ */
+export function errors({ isError = (response) => response.status >= 400 }: ErrorsOptions = {}): Middleware {
+  return async function normalizeErrors(request, next) {
+    let response: HttpResponse;
+    try {
+      response = await next(request);
+    } catch (cause) {
+      const error = toSluiceError(cause, request, request.signal);
+      if (error.attempts < request.state.attempts) error.attempts = request.state.attempts;
+      throw error;
+    }
+    if (!isError(response)) return response;
+    throw await toHttpError(response, request);
+  };
+}

@@ -1,0 +1,97 @@
+import { redactHeaders, redactText, redactUrl, redactValue } from '../src/redact.js';
+import type { HttpRequest } from '../src/request.js';
+import type { EventSink, Logger, Middleware, SluiceEvent } from '../src/types.js';
+
+export interface LoggingOptions {
+  /** pino, console, winston, or anything with debug/info/warn/error. */
+  logger: Logger;
+  /** `debug` adds a line per request with its redacted headers and body. @default 'info' */
+  level?: 'debug' | 'info';
+}
+
+function describe(event: SluiceEvent): [level: keyof Logger, fields: object, message: string] {
+  switch (event.type) {
+    case 'attempt': {
+      const { error, ...rest } = event;
+      const failed = error !== undefined || (event.status ?? 0) >= 500;
+      const outcome = error ? error.code : String(event.status);
+      const fields = { ...rest, durationMs: Math.round(event.durationMs), ...(error ? { code: error.code } : {}) };
+      return [failed ? 'warn' : 'info', fields, `${event.method} ${event.url} ${outcome} ${fields.durationMs}ms`];
+    }
+    case 'retry':
+      return ['warn', event, `${event.method} ${event.url} retry in ${event.delayMs}ms (${event.reason})`];
+    case 'retry-skipped':
+      return ['info', event, `${event.method} ${event.url} not retried: ${event.reason}`];
+    case 'redirect':
+      return ['info', event, `${event.method} ${event.url} redirected (${event.status}) to ${event.location}`];
+    case 'reissue':
+      return ['info', event, `${event.method} ${event.url} re-issued after ${event.reason}`];
+    case 'token': {
+      const { error, ...rest } = event;
+      const fields = error ? { ...rest, code: error.code, message: error.message } : rest;
+      const warn =
+        event.action === 'failed' || event.action === 'store-unavailable' || event.action === 'store-entry-ignored';
+      return [warn ? 'warn' : 'info', fields, `token ${event.action}${event.reason ? `: ${event.reason}` : ''}`];
+    }
+  }
+}
+
+/** An event listener that writes one structured line per event; all fields are already redacted. */
+export function logEvents({ logger }: LoggingOptions): EventSink {
+  return function logEvent(event) {
+    const [level, fields, message] = describe(event);
+    logger[level]({ sluice: event.type, ...fields }, message);
+  };
+}
+
+function describeBody(request: HttpRequest): unknown {
+  const { body } = request;
+  if (body === null) return undefined;
+  if (typeof body === 'string') {
+    try {
+      return redactValue(JSON.parse(body));
+    } catch {
+      return redactText(body.slice(0, 512));
+    }
+  }
+  if (body instanceof URLSearchParams) return redactText(body.toString());
+  return `[${(body as object).constructor?.name ?? typeof body}]`;
+}
+
+/**
+ * Logs one line per wire attempt (method, redacted URL, status, duration, attempt, request id), and
+ * each retry, redirect and re-issue, by listening to the events the chain below emits.
+ */
+export function logging(options: LoggingOptions): Middleware {
+  const { logger, level = 'info' } = options;
+  const log = logEvents(options);
+  const tees = new WeakMap<EventSink, EventSink>();
+  const sinkFor = (parent: EventSink | undefined): EventSink => {
+    if (!parent) return log;
+    let tee = tees.get(parent);
+    if (!tee) {
+      tee = (event) => {
+        log(event);
+        parent(event);
+      };
+      tees.set(parent, tee);
+    }
+    return tee;
+  };
+  return function logRequests(request, next) {
+    if (level === 'debug') {
+      logger.debug(
+        {
+          sluice: 'request',
+          requestId: request.state.id,
+          method: request.method,
+          url: redactUrl(request.url),
+          headers: redactHeaders(request.headers),
+          body: describeBody(request),
+        },
+        `${request.method} ${redactUrl(request.url)}`,
+      );
+    }
+    return next(request.with({ events: sinkFor(request.events) }));
+  };
+}

@@ -1,0 +1,73 @@
+import { BodyNotReplayableError, ConfigError, SluiceError } from '../src/errors.js';
+import { isSecretName, redactUrl } from '../src/redact.js';
+import { isReplayable } from '../src/request.js';
+import type { Middleware } from '../src/types.js';
+
+export interface RedirectsOptions {
+  /** Hops followed before failing with `TOO_MANY_REDIRECTS`. @default 10 */
+  max?: number;
+}
+
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+const BODY_HEADERS = ['content-type', 'content-length', 'content-encoding', 'content-language', 'content-location'];
+
+/**
+ * Follows redirects inside the chain (the transport never does), so every hop passes through the
+ * middleware below, auth included. A hop to another origin, or from https to http, carries no
+ * Authorization, Cookie, Proxy-Authorization or API-key header. 301/302 turn POST into GET and 303
+ * turns anything but HEAD into GET, as fetch does; 307/308 keep the method and body.
+ */
+export function redirects({ max = 10 }: RedirectsOptions = {}): Middleware {
+  if (!Number.isInteger(max) || max < 0)
+    throw new ConfigError(`redirects.max must be a non-negative integer, got ${max}`);
+  return async function followRedirects(request, next) {
+    let current = request;
+    const origin = new URL(request.url).origin;
+    for (let hop = 0; ; hop++) {
+      const response = await next(current);
+      if (!REDIRECT_STATUSES.has(response.status)) return response;
+      const location = response.header('location');
+      if (location === null) return response;
+      await response.discard();
+      const meta = { method: current.method, url: current.url, attempts: current.state.attempts };
+      if (hop >= max) throw new SluiceError(`more than ${max} redirects`, { code: 'TOO_MANY_REDIRECTS', ...meta });
+      let target: URL;
+      try {
+        target = new URL(location, current.url);
+      } catch {
+        throw new SluiceError('redirect to an invalid location', { code: 'BAD_REDIRECT', ...meta });
+      }
+      if (target.protocol !== 'https:' && target.protocol !== 'http:') {
+        throw new SluiceError(`redirect to unsupported protocol ${target.protocol}`, { code: 'BAD_REDIRECT', ...meta });
+      }
+      let { method, body } = current;
+      let headers = current.headers;
+      const toGet =
+        (response.status === 303 && method !== 'HEAD') ||
+        ((response.status === 301 || response.status === 302) && method === 'POST');
+      if (toGet) {
+        method = 'GET';
+        body = null;
+        headers = new Headers(headers);
+        for (const name of BODY_HEADERS) headers.delete(name);
+      } else if (!isReplayable(body) && current.state.bodySent) {
+        throw new BodyNotReplayableError(meta);
+      }
+      const crossOrigin = target.origin !== origin;
+      if (crossOrigin) {
+        headers = new Headers(headers);
+        for (const [name] of [...headers]) if (isSecretName(name)) headers.delete(name);
+      }
+      current.events?.({
+        type: 'redirect',
+        requestId: current.state.id,
+        method: current.method,
+        url: redactUrl(current.url),
+        status: response.status,
+        location: redactUrl(target.href),
+        crossOrigin,
+      });
+      current = current.with({ url: target.href, method, body, headers });
+    }
+  };
+}

@@ -1,0 +1,175 @@
+import pRetry from 'p-retry';
+import { canResend } from '../src/body.js';
+import { AbortError, ConfigError, type SluiceError } from '../src/errors.js';
+import { toSluiceError } from '../src/normalize.js';
+import { redactUrl } from '../src/redact.js';
+import type { HttpRequest } from '../src/request.js';
+import type { HttpResponse } from '../src/response.js';
+import type { Middleware } from '../src/types.js';
+import { checkDuration, clampDelay, runAttempt } from './timeout.js';
+
+export interface RetryDecision {
+  request: HttpRequest;
+  /** The failed attempt's response, when there was one. */
+  response: HttpResponse | undefined;
+  /** The failed attempt's error, when there was no response. */
+  error: SluiceError | undefined;
+  /** 1 for the first attempt. */
+  attempt: number;
+  /** The wait Sluice would use, in ms. */
+  delay: number;
+}
+
+export interface RetryOptions {
+  /** Retries after the first attempt. @default 2 */
+  limit?: number;
+  /** Methods retried without an Idempotency-Key. @default ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'] */
+  methods?: readonly string[];
+  /** Statuses that are retried. @default [408, 429, 500, 502, 503, 504] */
+  statuses?: readonly number[];
+  /** First backoff step in ms; the wait is random in [0, min(maxDelay, baseDelay * 2^n)]. @default 300 */
+  baseDelay?: number;
+  /** @default 10000 */
+  maxDelay?: number;
+  /** A Retry-After (or RateLimit-Reset) longer than this fails at once instead of waiting. @default 60000 */
+  maxRetryAfter?: number;
+  /** Per-attempt timeout in ms, a fresh timer for each attempt. @default 30000 */
+  timeout?: number;
+  /** Total deadline across all attempts and waits, in ms. @default Infinity */
+  deadline?: number;
+  /** Last word on a retry Sluice would make; return false to stop. */
+  shouldRetry?: (decision: RetryDecision) => boolean | Promise<boolean>;
+  /** Source of randomness for the jitter, for tests. @default Math.random */
+  random?: () => number;
+}
+
+/** The wait a 429/503 asks for, in ms: `Retry-After` (seconds or HTTP date) or `RateLimit-Reset` seconds. */
+export function retryAfterMs(response: HttpResponse, now = Date.now()): number | undefined {
+  const value =
+    response.header('retry-after') ?? response.header('ratelimit-reset') ?? response.header('x-ratelimit-reset');
+  if (value === null) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) {
+    const seconds = Number(trimmed);
+    // x-ratelimit-reset is sometimes an epoch timestamp rather than a delta.
+    if (seconds > 1e9) return Math.max(0, seconds * 1000 - now);
+    return seconds * 1000;
+  }
+  const date = Date.parse(trimmed);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/** A response that should be retried, thrown so that p-retry sees a failed attempt. */
+class RetryableResponse extends Error {
+  readonly response: HttpResponse;
+  constructor(response: HttpResponse) {
+    super(`retryable status ${response.status}`);
+    this.response = response;
+  }
+}
+
+function sleep(ms: number, request: HttpRequest): Promise<void> {
+  const signal = request.signal;
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new AbortError({ method: request.method, url: request.url, cause: signal?.reason }));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, clampDelay(ms));
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+const IDEMPOTENT = ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'];
+const RETRY_STATUSES = [408, 429, 500, 502, 503, 504];
+
+export function retry(options: RetryOptions = {}): Middleware {
+  const {
+    limit = 2,
+    methods = IDEMPOTENT,
+    statuses = RETRY_STATUSES,
+    baseDelay = 300,
+    maxDelay = 10_000,
+    maxRetryAfter = 60_000,
+    timeout = 30_000,
+    deadline = Number.POSITIVE_INFINITY,
+    shouldRetry,
+    random = Math.random,
+  } = options;
+  if (!Number.isInteger(limit) || limit < 0)
+    throw new ConfigError(`retry.limit must be a non-negative integer, got ${limit}`);
+  for (const [name, value] of Object.entries({ baseDelay, maxDelay, maxRetryAfter })) {
+    if (typeof value !== 'number' || !(value >= 0)) throw new ConfigError(`retry.${name} must be >= 0, got ${value}`);
+  }
+  checkDuration('timeout', timeout);
+  checkDuration('deadline', deadline);
+  const methodSet = new Set(methods.map((method) => method.toUpperCase()));
+  const statusSet = new Set(statuses);
+
+  return async function retrying(request, next) {
+    const attemptMs = request.options.timeout ?? timeout;
+    const totalMs = request.options.deadline ?? deadline;
+    const deadlineAt = performance.now() + totalMs;
+    const retries = request.options.retry ?? limit;
+    const eligible = retries > 0 && (methodSet.has(request.method) || request.headers.has('idempotency-key'));
+    if (!eligible) return runAttempt(request, next, attemptMs, deadlineAt, totalMs);
+
+    const decide = async (failure: unknown, attempt: number): Promise<boolean> => {
+      const response = failure instanceof RetryableResponse ? failure.response : undefined;
+      const error = response ? undefined : toSluiceError(failure, request, request.signal);
+      if (error && (!error.retryable || error instanceof AbortError)) return false;
+      const event = { requestId: request.state.id, method: request.method, url: redactUrl(request.url), attempt };
+      if (!canResend(request)) {
+        request.events?.({
+          type: 'retry-skipped',
+          ...event,
+          reason: 'body is a one-shot stream and cannot be re-sent',
+        });
+        return false;
+      }
+      const asked = response ? retryAfterMs(response) : undefined;
+      if (asked !== undefined && asked > maxRetryAfter) {
+        request.events?.({
+          type: 'retry-skipped',
+          ...event,
+          reason: `Retry-After ${asked} ms is over the ${maxRetryAfter} ms cap`,
+        });
+        return false;
+      }
+      const delay = asked ?? random() * Math.min(maxDelay, baseDelay * 2 ** (attempt - 1));
+      if (performance.now() + delay >= deadlineAt) {
+        request.events?.({ type: 'retry-skipped', ...event, reason: 'the wait would pass the deadline' });
+        return false;
+      }
+      if (shouldRetry && !(await shouldRetry({ request, response, error, attempt, delay }))) return false;
+      await response?.discard();
+      const reason = response ? `status ${response.status}` : (error?.code ?? 'error');
+      request.events?.({ type: 'retry', ...event, reason, delayMs: Math.round(delay) });
+      await sleep(delay, request);
+      return true;
+    };
+
+    try {
+      return await pRetry(
+        async () => {
+          const response = await runAttempt(request, next, attemptMs, deadlineAt, totalMs);
+          if (statusSet.has(response.status)) throw new RetryableResponse(response);
+          return response;
+        },
+        {
+          retries,
+          minTimeout: 0,
+          maxTimeout: 0,
+          shouldRetry: ({ error, attemptNumber }) => decide(error, attemptNumber),
+        },
+      );
+    } catch (error) {
+      if (error instanceof RetryableResponse) return error.response;
+      throw toSluiceError(error, request, request.signal);
+    }
+  };
+}

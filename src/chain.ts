@@ -1,0 +1,157 @@
+// The one place in src/ that imports middleware/: it assembles the default chain from options.
+import { errors } from '../middleware/errors.js';
+import { logEvents, logging } from '../middleware/logging.js';
+import { redirects } from '../middleware/redirects.js';
+import { type RetryOptions, retry } from '../middleware/retry.js';
+import { compose, instrument } from './compose.js';
+import { ConfigError } from './errors.js';
+import { fetchTransport, type TlsOptions, undiciTransport } from './transport.js';
+import type { EventSink, Logger, Middleware, Next, SluiceEvent, Transport } from './types.js';
+
+export interface ChainOptions {
+  /** Per-attempt timeout in ms. @default 30000 */
+  timeout?: number;
+  /** Total deadline across attempts and waits, in ms. @default Infinity */
+  deadline?: number;
+  /** Retry settings, a retry limit, or `false` for none. @default { limit: 2 } */
+  retry?: RetryOptions | number | false;
+  /** Redirect hops followed inside the chain; 0 returns 3xx responses as they are. @default 10 */
+  maxRedirects?: number;
+  /** pino, console or winston: one line per attempt, retry, redirect and token event. */
+  logger?: Logger;
+  /** @default 'info' */
+  logLevel?: 'debug' | 'info';
+  /** Receives every event (attempts, retries, redirects, tokens). */
+  onEvent?: EventSink;
+  /**
+   * Replace the default chain (`[logging, errors, retry, redirects]`), or change it:
+   * `middleware: (defaults) => [mine, ...defaults]`.
+   */
+  middleware?: readonly Middleware[] | ((defaults: readonly Middleware[]) => readonly Middleware[]);
+  /** `'undici'` (default, fastest), `'fetch'` (global fetch, portable), or a transport of your own. */
+  transport?: 'undici' | 'fetch' | Transport;
+  /** A fetch implementation; implies the fetch transport. */
+  fetch?: typeof globalThis.fetch;
+  /** undici transport: a dispatcher of your own (not closed by the client). */
+  dispatcher?: import('undici').Dispatcher;
+  /** undici transport: an HTTP(S) proxy URL. */
+  proxy?: string;
+  /** undici transport: CA, client certificate, verification. */
+  tls?: TlsOptions;
+  /** undici transport: connections per origin. @default 128 */
+  connections?: number;
+}
+
+/** The pieces of the default chain that sit around the auth layers (added by the token code). */
+export interface ChainParts {
+  /** Middleware between retry and redirects, e.g. refresh-on-401. */
+  aboveRedirects?: readonly Middleware[];
+  /** Middleware between redirects and the transport, e.g. the auth header. */
+  belowRedirects?: readonly Middleware[];
+  /** Leave the errors middleware out (createFetch returns error responses as they are). */
+  withoutErrors?: boolean;
+}
+
+export interface Chain {
+  readonly run: Next;
+  readonly transport: Transport;
+  /** The client-wide event sink; undefined when nobody listens. */
+  readonly events: EventSink | undefined;
+  subscribe(listener: EventSink): () => void;
+}
+
+function pickTransport(options: ChainOptions): Transport {
+  const { transport, fetch, dispatcher, proxy, tls, connections } = options;
+  const undiciOnly = dispatcher !== undefined || proxy !== undefined || tls !== undefined || connections !== undefined;
+  if (typeof transport === 'object') {
+    if (typeof transport.send !== 'function') throw new ConfigError('transport.send must be a function');
+    return transport;
+  }
+  if (transport === 'fetch' || fetch !== undefined) {
+    if (transport === 'undici')
+      throw new ConfigError('fetch implies the fetch transport; do not also pass transport: "undici"');
+    if (undiciOnly) throw new ConfigError('dispatcher, proxy, tls and connections apply to the undici transport only');
+    return fetchTransport(fetch ? { fetch } : {});
+  }
+  if (transport !== undefined && transport !== 'undici') {
+    throw new ConfigError(`transport must be 'undici', 'fetch' or a Transport, got ${String(transport)}`);
+  }
+  return undiciTransport({
+    ...(dispatcher ? { dispatcher } : {}),
+    ...(proxy ? { proxy } : {}),
+    ...(tls ? { tls } : {}),
+    ...(connections !== undefined ? { connections } : {}),
+  });
+}
+
+function retryOptions(options: ChainOptions): RetryOptions {
+  const { retry: given, timeout, deadline } = options;
+  const base: RetryOptions =
+    given === false
+      ? { limit: 0 }
+      : typeof given === 'number'
+        ? { limit: given }
+        : given === undefined
+          ? {}
+          : { ...given };
+  if (timeout !== undefined) base.timeout = timeout;
+  if (deadline !== undefined) base.deadline = deadline;
+  return base;
+}
+
+export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain {
+  const listeners: EventSink[] = [];
+  if (options.onEvent) {
+    if (typeof options.onEvent !== 'function') throw new ConfigError('onEvent must be a function');
+    listeners.push(options.onEvent);
+  }
+  const hub: EventSink = (event: SluiceEvent) => {
+    for (const listener of listeners) listener(event);
+  };
+  const defaults: Middleware[] = [];
+  if (options.logger) {
+    const { logger, logLevel = 'info' } = options;
+    if (typeof logger.info !== 'function' || typeof logger.warn !== 'function') {
+      throw new ConfigError('logger must have debug, info, warn and error methods (pino, console and winston do)');
+    }
+    defaults.push(logging({ logger, level: logLevel }));
+    // Token events happen outside any one request: they reach the logger through the hub.
+    const logToken = logEvents({ logger });
+    listeners.push((event) => {
+      if (event.type === 'token') logToken(event);
+    });
+  }
+  if (!parts.withoutErrors) defaults.push(errors());
+  defaults.push(retry(retryOptions(options)));
+  defaults.push(...(parts.aboveRedirects ?? []));
+  const maxRedirects = options.maxRedirects ?? 10;
+  if (maxRedirects > 0) defaults.push(redirects({ max: maxRedirects }));
+  else if (maxRedirects !== 0)
+    throw new ConfigError(`maxRedirects must be a non-negative integer, got ${maxRedirects}`);
+  defaults.push(...(parts.belowRedirects ?? []));
+
+  const { middleware } = options;
+  const list = typeof middleware === 'function' ? middleware(defaults) : (middleware ?? defaults);
+  if (!Array.isArray(list)) throw new ConfigError('middleware must be an array of functions, or return one');
+  const transport = pickTransport(options);
+  let run: Next;
+  try {
+    run = compose(list, instrument(transport.send));
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
+  return {
+    run,
+    transport,
+    get events() {
+      return listeners.length > 0 ? hub : undefined;
+    },
+    subscribe(listener) {
+      listeners.push(listener);
+      return () => {
+        const index = listeners.indexOf(listener);
+        if (index !== -1) listeners.splice(index, 1);
+      };
+    },
+  };
+}

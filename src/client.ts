@@ -1,0 +1,313 @@
+import { createFetch as createOfetch, FetchError, type FetchOptions } from 'ofetch';
+import { bufferBody } from './body.js';
+import { buildChain, type Chain, type ChainOptions } from './chain.js';
+import { ConfigError, HttpError, httpErrorFor, type SluiceError } from './errors.js';
+import { parseJson, type RequestMeta, toSluiceError } from './normalize.js';
+import { type CallOptions, type CallState, HttpRequest, type RequestBody } from './request.js';
+import type { HttpResponse } from './response.js';
+import type { EventSink } from './types.js';
+
+export type QueryValue = string | number | boolean | null | undefined | readonly (string | number | boolean)[];
+
+export interface ClientOptions extends ChainOptions {
+  /** Joined with relative request paths; must be an absolute http(s) URL. */
+  baseURL?: string;
+  /** Sent with every request; per-call headers win. */
+  headers?: HeadersInit;
+  /** Sent with every request; per-call query wins. */
+  query?: Record<string, QueryValue>;
+}
+
+export type ResponseType = 'json' | 'text' | 'arrayBuffer' | 'blob' | 'stream';
+
+export interface RequestOptions {
+  method?: string;
+  query?: Record<string, QueryValue>;
+  headers?: HeadersInit;
+  /** JSON-serializable values are sent as JSON; strings, bytes, FormData, URLSearchParams, Blob and streams as they are. */
+  body?: unknown;
+  /** @default JSON when the response says JSON (or says nothing), text otherwise */
+  responseType?: ResponseType;
+  signal?: AbortSignal;
+  /** Per-attempt timeout in ms. */
+  timeout?: number;
+  /** Total deadline in ms. */
+  deadline?: number;
+  /** Retries after the first attempt; `false` for none. */
+  retry?: number | false;
+  /** Your data, visible to middleware as `request.context`. */
+  context?: Record<string, unknown>;
+  /** `false`: send no credential. */
+  auth?: boolean;
+  /** Buffer a stream body up to this many bytes so it can be re-sent after a retry or a 401. */
+  bufferBody?: number;
+}
+
+/** The full response, from `raw()` and `head()`. */
+export interface SluiceResponse<T> {
+  status: number;
+  statusText: string;
+  headers: Headers;
+  url: string;
+  ok: boolean;
+  data: T;
+}
+
+/** Carried through ofetch to the chain, one per call. */
+interface CallSlot {
+  options: CallOptions;
+  context: Record<string, unknown> | undefined;
+  response: HttpResponse | undefined;
+  state: CallState | undefined;
+}
+
+const CALL = 'sluiceCall';
+const JSON_TYPE = /^application\/(?:[\w!#$%&*.^`~-]*\+)?json/i;
+
+/**
+ * What ofetch sees of a response. ofetch tests `body` only for truthiness (and hands it out for
+ * `responseType: 'stream'`), so a marker stands in for it: building a web stream per response would
+ * cost more than the rest of the request.
+ */
+class OfetchResponse {
+  _data: unknown = undefined;
+  readonly body: unknown;
+  readonly response: HttpResponse;
+  constructor(response: HttpResponse, stream: boolean) {
+    this.response = response;
+    this.body = stream ? response.body : true;
+  }
+  get status() {
+    return this.response.status;
+  }
+  get statusText() {
+    return this.response.statusText;
+  }
+  get headers() {
+    return this.response.headers;
+  }
+  get ok() {
+    return this.response.ok;
+  }
+  get url() {
+    return this.response.url;
+  }
+  text() {
+    return this.response.text();
+  }
+  arrayBuffer() {
+    return this.response.arrayBuffer();
+  }
+  blob() {
+    return this.response.blob();
+  }
+}
+
+const CLIENT_OPTIONS = new Set<string>([
+  'baseURL',
+  'headers',
+  'query',
+  'timeout',
+  'deadline',
+  'retry',
+  'maxRedirects',
+  'logger',
+  'logLevel',
+  'onEvent',
+  'middleware',
+  'transport',
+  'fetch',
+  'dispatcher',
+  'proxy',
+  'tls',
+  'connections',
+]);
+
+export function validateClientOptions(options: object, extra: readonly string[] = []): void {
+  for (const name of Object.keys(options)) {
+    if (!CLIENT_OPTIONS.has(name) && !extra.includes(name)) {
+      throw new ConfigError(`unknown option "${name}"; valid options are: ${[...CLIENT_OPTIONS, ...extra].join(', ')}`);
+    }
+  }
+  const { baseURL, timeout, deadline } = options as ClientOptions;
+  if (baseURL !== undefined) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(baseURL);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
+      throw new ConfigError('baseURL must be an absolute http(s) URL such as https://api.example.com/v1/');
+    }
+  }
+  for (const [name, value] of [
+    ['timeout', timeout],
+    ['deadline', deadline],
+  ] as const) {
+    if (value !== undefined && !(typeof value === 'number' && value > 0)) {
+      throw new ConfigError(`${name} must be a positive number of milliseconds, got ${String(value)}`);
+    }
+  }
+}
+
+/** Built by `createClient`. Every method throws only `SluiceError` subclasses. */
+export class SluiceClient {
+  readonly #chain: Chain;
+  readonly #ofetch: ReturnType<typeof createOfetch>;
+  readonly #baseURL: string | undefined;
+
+  constructor(options: ClientOptions, chain: Chain) {
+    this.#chain = chain;
+    this.#baseURL = options.baseURL;
+    const run = chain.run;
+    const events = (): EventSink | undefined => chain.events;
+    const chainFetch = async (url: string, init: FetchOptions & { [CALL]?: CallSlot }): Promise<OfetchResponse> => {
+      const call = init[CALL];
+      let body = (init.body ?? null) as RequestBody;
+      const limit = call?.options.bufferBody;
+      if (limit !== undefined) body = await bufferBody(body, limit);
+      const request = new HttpRequest({
+        method: init.method ?? 'GET',
+        url,
+        headers: init.headers as Headers,
+        body,
+        signal: init.signal ?? undefined,
+        ...(call ? { options: call.options, ...(call.context ? { context: call.context } : {}) } : {}),
+        events: events(),
+      });
+      if (call) call.state = request.state;
+      const response = await run(request);
+      if (call) call.response = response;
+      return new OfetchResponse(response, init.responseType === 'stream');
+    };
+    this.#ofetch = createOfetch({ fetch: chainFetch as unknown as typeof fetch }).create({
+      ...(options.baseURL !== undefined ? { baseURL: options.baseURL } : {}),
+      ...(options.headers !== undefined ? { headers: options.headers } : {}),
+      ...(options.query !== undefined ? { query: options.query } : {}),
+      retry: false,
+    });
+  }
+
+  /** Subscribes to every event; returns the unsubscribe function. */
+  on(listener: EventSink): () => void {
+    return this.#chain.subscribe(listener);
+  }
+
+  /** Any method; resolves to the parsed body. */
+  async request<T = unknown>(url: string, options: RequestOptions = {}): Promise<T> {
+    return (await this.raw<T>(url, options)).data;
+  }
+
+  /** Any method; resolves to status, headers and the parsed body. */
+  async raw<T = unknown>(url: string, options: RequestOptions = {}): Promise<SluiceResponse<T>> {
+    const { timeout, deadline, retry, context, auth, bufferBody: buffer, responseType, ...rest } = options;
+    const callOptions: CallOptions = {};
+    if (timeout !== undefined) callOptions.timeout = timeout;
+    if (deadline !== undefined) callOptions.deadline = deadline;
+    if (retry !== undefined) callOptions.retry = retry === false ? 0 : retry;
+    if (auth !== undefined) callOptions.auth = auth;
+    if (buffer !== undefined) callOptions.bufferBody = buffer;
+    const call: CallSlot = { options: callOptions, context, response: undefined, state: undefined };
+    const method = (options.method ?? 'GET').toUpperCase();
+    const meta: RequestMeta = { method, url: this.#describe(url) };
+    const ofetchOptions: Record<string, unknown> = { ...rest, method, [CALL]: call };
+    if (responseType === undefined || responseType === 'json') {
+      ofetchOptions.parseResponse = (text: string) => decode(text, call.response, meta, responseType === 'json');
+    } else {
+      ofetchOptions.responseType = responseType;
+    }
+    try {
+      const response = (await this.#ofetch.raw(url, ofetchOptions as FetchOptions)) as unknown as OfetchResponse;
+      const { response: res } = response;
+      return {
+        status: res.status,
+        statusText: res.statusText,
+        get headers() {
+          return res.headers;
+        },
+        url: res.url,
+        ok: res.ok,
+        data: response._data as T,
+      };
+    } catch (error) {
+      const failure = unwrap(error, meta, call.response);
+      const attempts = call.state?.attempts ?? 0;
+      if (failure.attempts < attempts) failure.attempts = attempts;
+      throw failure;
+    }
+  }
+
+  get<T = unknown>(url: string, options?: Omit<RequestOptions, 'method' | 'body'>): Promise<T> {
+    return this.request<T>(url, { ...options, method: 'GET' });
+  }
+  delete<T = unknown>(url: string, options?: Omit<RequestOptions, 'method'>): Promise<T> {
+    return this.request<T>(url, { ...options, method: 'DELETE' });
+  }
+  post<T = unknown>(url: string, body?: unknown, options?: Omit<RequestOptions, 'method' | 'body'>): Promise<T> {
+    return this.request<T>(url, { ...options, method: 'POST', body });
+  }
+  put<T = unknown>(url: string, body?: unknown, options?: Omit<RequestOptions, 'method' | 'body'>): Promise<T> {
+    return this.request<T>(url, { ...options, method: 'PUT', body });
+  }
+  patch<T = unknown>(url: string, body?: unknown, options?: Omit<RequestOptions, 'method' | 'body'>): Promise<T> {
+    return this.request<T>(url, { ...options, method: 'PATCH', body });
+  }
+  /** HEAD: resolves to status and headers. */
+  head(url: string, options?: Omit<RequestOptions, 'method' | 'body'>): Promise<SluiceResponse<undefined>> {
+    return this.raw<undefined>(url, { ...options, method: 'HEAD' });
+  }
+
+  /** Closes pooled connections. */
+  async close(): Promise<void> {
+    await this.#chain.transport.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #describe(url: string): string {
+    if (/^[a-z][a-z0-9+.-]*:/i.test(url) || this.#baseURL === undefined) return url;
+    return this.#baseURL.replace(/\/+$/, '') + '/' + url.replace(/^\/+/, '');
+  }
+}
+
+function decode(text: string, response: HttpResponse | undefined, meta: RequestMeta, forceJson: boolean): unknown {
+  if (text.length === 0) return undefined;
+  const type = response?.header('content-type') ?? '';
+  if (forceJson || JSON_TYPE.test(type)) return parseJson(text, response?.request ?? meta);
+  if (type === '') {
+    try {
+      return JSON.parse(text);
+    } catch {
+      return text;
+    }
+  }
+  return text;
+}
+
+function unwrap(error: unknown, meta: RequestMeta, response: HttpResponse | undefined): SluiceError {
+  if (error instanceof FetchError) {
+    if (error.cause !== undefined) return toSluiceError(error.cause, meta);
+    // A custom chain without errors(): ofetch itself rejected a status of 400 or above.
+    if (response && response.status >= 400) {
+      return httpErrorFor({
+        status: response.status,
+        statusText: response.statusText,
+        headers: response.headers,
+        body: (error as { data?: unknown }).data,
+        method: meta.method,
+        url: response.url,
+      });
+    }
+  }
+  if (error instanceof HttpError) return error;
+  return toSluiceError(error, meta);
+}
+
+/** A client over the default chain (or yours). Invalid options throw `ConfigError` here, not later. */
+export function createClient(options: ClientOptions = {}): SluiceClient {
+  validateClientOptions(options);
+  return new SluiceClient(options, buildChain(options));
+}

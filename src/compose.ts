@@ -1,0 +1,43 @@
+import { toSluiceError } from './normalize.js';
+import { redactUrl } from './redact.js';
+import type { HttpRequest } from './request.js';
+import type { HttpResponse } from './response.js';
+import type { Middleware, Next } from './types.js';
+
+/** Outermost first: array order is wrapping order. Unlike koa-compose, `next` may be called more than once. */
+export function compose(middleware: readonly Middleware[], terminal: Next): Next {
+  for (const fn of middleware) {
+    if (typeof fn !== 'function') throw new TypeError('compose: every middleware must be a function');
+  }
+  return middleware.reduceRight<Next>((next, fn) => (request) => fn(request, next), terminal);
+}
+
+/**
+ * Wraps the transport so that every wire attempt is counted on the call's state and reported as an
+ * `attempt` event. The work is skipped when nobody listens.
+ */
+export function instrument(send: Next): Next {
+  return async function attempt(request: HttpRequest): Promise<HttpResponse> {
+    const attempt = ++request.state.attempts;
+    const events = request.events;
+    if (!events) return send(request);
+    const started = performance.now();
+    const base = { requestId: request.state.id, method: request.method, url: redactUrl(request.url), attempt };
+    try {
+      const response = await send(request);
+      const responseRequestId = response.header('x-request-id') ?? undefined;
+      events({
+        type: 'attempt',
+        ...base,
+        status: response.status,
+        durationMs: performance.now() - started,
+        ...(responseRequestId ? { responseRequestId } : {}),
+      });
+      return response;
+    } catch (cause) {
+      const error = toSluiceError(cause, request, request.signal);
+      events({ type: 'attempt', ...base, durationMs: performance.now() - started, error });
+      throw error;
+    }
+  };
+}

@@ -1,0 +1,265 @@
+import { redactUrl } from './redact.js';
+
+/** What every Sluice error may say about the request it belongs to. */
+export interface ErrorDetails {
+  /** A stable machine-readable code, e.g. `ECONNRESET`, `HTTP_503`, `TIMEOUT_ATTEMPT`. */
+  code?: string;
+  /** Whether sending the same request again could succeed. */
+  retryable?: boolean;
+  method?: string;
+  /** The request URL; it is redacted before it is stored. */
+  url?: string;
+  /** How many times the request went on the wire. */
+  attempts?: number;
+  cause?: unknown;
+}
+
+/** The root of everything Sluice throws on purpose. */
+export class SluiceError extends Error {
+  override name = 'SluiceError';
+  readonly code: string;
+  readonly retryable: boolean;
+  readonly method: string | undefined;
+  /** Redacted: no credentials, no secret query parameters. */
+  readonly url: string | undefined;
+  attempts: number;
+
+  constructor(message: string, details: ErrorDetails = {}) {
+    const url = details.url === undefined ? undefined : redactUrl(details.url);
+    const prefix = details.method && url ? `[${details.method}] ${url}: ` : '';
+    super(prefix + message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.code = details.code ?? 'ERR_SLUICE';
+    this.retryable = details.retryable ?? false;
+    this.method = details.method;
+    this.url = url;
+    this.attempts = details.attempts ?? 0;
+  }
+
+  /** A plain, secret-free summary; `cause` is reduced to its name and code. */
+  toJSON(): Record<string, unknown> {
+    const json: Record<string, unknown> = {
+      name: this.name,
+      code: this.code,
+      message: this.message,
+      retryable: this.retryable,
+      method: this.method,
+      url: this.url,
+      attempts: this.attempts,
+    };
+    for (const [key, value] of Object.entries(this.extraJSON())) json[key] = value;
+    const cause = this.cause as { name?: unknown; code?: unknown } | undefined;
+    if (cause && typeof cause === 'object') json.cause = { name: cause.name, code: cause.code };
+    return json;
+  }
+
+  protected extraJSON(): Record<string, unknown> {
+    return {};
+  }
+}
+
+export interface HttpErrorDetails extends ErrorDetails {
+  status: number;
+  statusText: string;
+  headers: Headers;
+  /** The parsed response body (JSON when it was JSON, else text), if any. */
+  body?: unknown;
+}
+
+/** The server answered with a status of 400 or above. */
+export class HttpError extends SluiceError {
+  override name = 'HttpError';
+  readonly status: number;
+  readonly statusText: string;
+  readonly headers: Headers;
+  readonly body: unknown;
+  /** The server's request id (`x-request-id`, `x-correlation-id`, ...), when it sent one. */
+  readonly requestId: string | undefined;
+
+  constructor(details: HttpErrorDetails, message = `${details.status} ${details.statusText}`.trimEnd()) {
+    super(message, {
+      code: `HTTP_${details.status}`,
+      retryable: RETRYABLE_STATUS.has(details.status),
+      ...details,
+    });
+    this.status = details.status;
+    this.statusText = details.statusText;
+    this.headers = details.headers;
+    this.body = details.body;
+    this.requestId = requestIdOf(details.headers);
+  }
+
+  protected override extraJSON(): Record<string, unknown> {
+    return { status: this.status, requestId: this.requestId };
+  }
+}
+
+const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+const REQUEST_ID_HEADERS = ['x-request-id', 'x-correlation-id', 'request-id', 'x-amzn-requestid', 'cf-ray'];
+
+function requestIdOf(headers: Headers): string | undefined {
+  for (const name of REQUEST_ID_HEADERS) {
+    const value = headers.get(name);
+    if (value) return value;
+  }
+  return undefined;
+}
+
+export class BadRequestError extends HttpError {
+  override name = 'BadRequestError';
+}
+export class UnauthorizedError extends HttpError {
+  override name = 'UnauthorizedError';
+}
+export class ForbiddenError extends HttpError {
+  override name = 'ForbiddenError';
+}
+export class NotFoundError extends HttpError {
+  override name = 'NotFoundError';
+}
+export class ConflictError extends HttpError {
+  override name = 'ConflictError';
+}
+/** 429. `retryAfter` is the server's requested wait in milliseconds, when it gave one. */
+export class RateLimitError extends HttpError {
+  override name = 'RateLimitError';
+  readonly retryAfter: number | undefined;
+  constructor(details: HttpErrorDetails & { retryAfter?: number | undefined }) {
+    super(details);
+    this.retryAfter = details.retryAfter;
+  }
+  protected override extraJSON(): Record<string, unknown> {
+    return { ...super.extraJSON(), retryAfter: this.retryAfter };
+  }
+}
+/** Any 5xx. */
+export class ServerError extends HttpError {
+  override name = 'ServerError';
+}
+export class ServiceUnavailableError extends ServerError {
+  override name = 'ServiceUnavailableError';
+}
+
+/** The connection failed: refused, reset, DNS, TLS. `code` keeps the system code (ECONNREFUSED, ...). */
+export class NetworkError extends SluiceError {
+  override name = 'NetworkError';
+}
+
+/** An attempt took longer than `timeout`, or the whole call longer than `deadline`. */
+export class TimeoutError extends SluiceError {
+  override name = 'TimeoutError';
+  readonly kind: 'attempt' | 'total';
+  constructor(kind: 'attempt' | 'total', ms: number, details: ErrorDetails = {}) {
+    super(`${kind === 'attempt' ? 'attempt timed out' : 'deadline exceeded'} after ${ms} ms`, {
+      code: kind === 'attempt' ? 'TIMEOUT_ATTEMPT' : 'TIMEOUT_TOTAL',
+      retryable: kind === 'attempt',
+      ...details,
+    });
+    this.kind = kind;
+  }
+  protected override extraJSON(): Record<string, unknown> {
+    return { kind: this.kind };
+  }
+}
+
+/** The caller aborted through its signal. */
+export class AbortError extends SluiceError {
+  override name = 'AbortError';
+  constructor(details: ErrorDetails = {}) {
+    super('aborted by the caller', { code: 'ABORTED', ...details });
+  }
+}
+
+/** The body was not what its content type promised. `snippet` is short and redacted. */
+export class ParseError extends SluiceError {
+  override name = 'ParseError';
+  readonly snippet: string;
+  constructor(message: string, snippet: string, details: ErrorDetails = {}) {
+    super(message, { code: 'PARSE_ERROR', ...details });
+    this.snippet = snippet;
+  }
+  protected override extraJSON(): Record<string, unknown> {
+    return { snippet: this.snippet };
+  }
+}
+
+export interface AuthErrorDetails extends ErrorDetails {
+  /** The OAuth error code (`invalid_grant`, `invalid_client`, ...) or the WWW-Authenticate error. */
+  oauthError?: string | undefined;
+  oauthErrorDescription?: string | undefined;
+  status?: number | undefined;
+}
+
+/** A token could not be obtained, or the API kept refusing it. Never carries a secret. */
+export class AuthError extends SluiceError {
+  override name = 'AuthError';
+  readonly oauthError: string | undefined;
+  readonly oauthErrorDescription: string | undefined;
+  readonly status: number | undefined;
+  constructor(message: string, details: AuthErrorDetails = {}) {
+    super(message, {
+      code: details.oauthError ? `AUTH_${details.oauthError.toUpperCase()}` : 'AUTH_FAILED',
+      ...details,
+    });
+    this.oauthError = details.oauthError;
+    this.oauthErrorDescription = details.oauthErrorDescription;
+    this.status = details.status;
+  }
+  protected override extraJSON(): Record<string, unknown> {
+    return { oauthError: this.oauthError, oauthErrorDescription: this.oauthErrorDescription, status: this.status };
+  }
+}
+
+/** An option is invalid; thrown when the client or middleware is created. */
+export class ConfigError extends SluiceError {
+  override name = 'ConfigError';
+  constructor(message: string) {
+    super(message, { code: 'CONFIG' });
+  }
+}
+
+/** A one-shot body (a stream) would have to be sent a second time. */
+export class BodyNotReplayableError extends SluiceError {
+  override name = 'BodyNotReplayableError';
+  constructor(details: ErrorDetails = {}) {
+    super('the request body is a one-shot stream and cannot be sent again; pass a body factory or set bufferBody', {
+      code: 'BODY_NOT_REPLAYABLE',
+      ...details,
+    });
+  }
+}
+
+/** The shared token store or lock could not be reached within its deadline. */
+export class StoreUnavailableError extends SluiceError {
+  override name = 'StoreUnavailableError';
+  constructor(message: string, details: ErrorDetails = {}) {
+    super(message, { code: 'STORE_UNAVAILABLE', retryable: true, ...details });
+  }
+}
+
+/** True for any Sluice error, also one thrown by another copy of the package. */
+export function isSluiceError(error: unknown): error is SluiceError {
+  return (
+    error instanceof SluiceError ||
+    (error instanceof Error && typeof (error as { code?: unknown }).code === 'string' && 'retryable' in error)
+  );
+}
+
+export function isHttpError(error: unknown): error is HttpError {
+  return error instanceof HttpError || (isSluiceError(error) && 'status' in error && 'headers' in error);
+}
+
+const STATUS_CLASSES: Record<number, typeof HttpError> = {
+  400: BadRequestError,
+  401: UnauthorizedError,
+  403: ForbiddenError,
+  404: NotFoundError,
+  409: ConflictError,
+  503: ServiceUnavailableError,
+};
+
+/** The error class for a status: 429 is built by the caller, which knows `retryAfter`. */
+export function httpErrorFor(details: HttpErrorDetails & { retryAfter?: number | undefined }): HttpError {
+  if (details.status === 429) return new RateLimitError(details);
+  const Class = STATUS_CLASSES[details.status] ?? (details.status >= 500 ? ServerError : HttpError);
+  return new Class(details);
+}

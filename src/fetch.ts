@@ -1,0 +1,47 @@
+import { buildChain, type ChainOptions } from './chain.js';
+import { validateClientOptions } from './client.js';
+import { HttpRequest, type RequestBody } from './request.js';
+import type { HttpResponse } from './response.js';
+
+const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
+
+/** A real `Response` at the edge: the only place Sluice builds one. */
+export function toWebResponse(response: HttpResponse): Response {
+  const body = NULL_BODY_STATUSES.has(response.status) || response.request.method === 'HEAD' ? null : response.body;
+  const web = new Response(body, {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  });
+  Object.defineProperty(web, 'url', { value: response.url });
+  return web;
+}
+
+/**
+ * The same chain behind a standard fetch signature, for SDKs that accept a custom fetch: a `Request` or
+ * input + init in, a real `Response` out. Error statuses come back as responses, as fetch does; failures
+ * that fetch would reject (network, timeout, abort) reject with the matching `SluiceError`.
+ */
+export function createFetch(options: ChainOptions = {}): typeof globalThis.fetch & { close(): Promise<void> } {
+  validateClientOptions(options);
+  const chain = buildChain(options, { withoutErrors: true });
+  async function sluiceFetch(input: string | URL | Request, init: RequestInit = {}): Promise<Response> {
+    const source = input instanceof Request ? input : undefined;
+    const url = source ? source.url : String(input);
+    const method = (init.method ?? source?.method ?? 'GET').toUpperCase();
+    const headers = new Headers(init.headers ?? source?.headers);
+    let body: RequestBody = (init.body as RequestBody | undefined) ?? null;
+    // A Request's body is a one-shot stream; in memory it can be re-sent after a retry or a 401.
+    if (body === null && source?.body) body = new Uint8Array(await source.arrayBuffer());
+    const request = new HttpRequest({
+      method,
+      url,
+      headers,
+      body,
+      signal: init.signal ?? source?.signal ?? undefined,
+      events: chain.events,
+    });
+    return toWebResponse(await chain.run(request));
+  }
+  return Object.assign(sluiceFetch as typeof globalThis.fetch, { close: () => chain.transport.close() });
+}

@@ -1,0 +1,56 @@
+export { canResend } from './body.js';
+export type { ChainOptions } from './chain.js';
+export {
+  type ClientOptions,
+  createClient,
+  type QueryValue,
+  type RequestOptions,
+  type ResponseType,
+  SluiceClient,
+  type SluiceResponse,
+} from './client.js';
+export { compose, instrument } from './compose.js';
+export {
+  AbortError,
+  AuthError,
+  BadRequestError,
+  BodyNotReplayableError,
+  ConfigError,
+  ConflictError,
+  ForbiddenError,
+  HttpError,
+  httpErrorFor,
+  isHttpError,
+  isSluiceError,
+  NetworkError,
+  NotFoundError,
+  ParseError,
+  RateLimitError,
+  ServerError,
+  ServiceUnavailableError,
+  SluiceError,
+  StoreUnavailableError,
+  TimeoutError,
+  UnauthorizedError,
+} from './errors.js';
+export { createFetch, toWebResponse } from './fetch.js';
+export { parseJson, toSluiceError } from './normalize.js';
+export { isSecretName, REDACTED, redactHeaders, redactText, redactUrl, redactValue } from './redact.js';
+export {
+  type BodyFactory,
+  type CallOptions,
+  type CallState,
+  HttpRequest,
+  type HttpRequestInit,
+  isReplayable,
+  type RequestBody,
+} from './request.js';
+export { type BodySource, bytesSource, HttpResponse, type HttpResponseInit } from './response.js';
+export {
+  type FetchTransportOptions,
+  fetchTransport,
+  type TlsOptions,
+  type UndiciTransportOptions,
+  undiciTransport,
+} from './transport.js';
+export type { EventSink, Logger, Middleware, Next, SluiceEvent, Transport } from './types.js';

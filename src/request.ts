@@ -1,0 +1,131 @@
+import type { Readable } from 'node:stream';
+import type { EventSink } from './types.js';
+
+/** A body that can be produced again on demand: re-sent by calling it. */
+export type BodyFactory = () => ReplayableBody | ReadableStream<Uint8Array> | Readable;
+
+/** Bodies that can be sent any number of times as they are. */
+export type ReplayableBody = string | Uint8Array | ArrayBuffer | URLSearchParams | FormData | Blob;
+
+export type RequestBody =
+  | ReplayableBody
+  | ReadableStream<Uint8Array>
+  | Readable
+  | AsyncIterable<Uint8Array>
+  | BodyFactory
+  | null;
+
+/** Per-call settings that middleware read; set through the client's per-call options. */
+export interface CallOptions {
+  /** Per-attempt timeout in ms, overriding the client's. */
+  timeout?: number;
+  /** Total deadline across attempts in ms, overriding the client's. */
+  deadline?: number;
+  /** Retries after the first attempt, overriding the client's limit. */
+  retry?: number;
+  /** `false` sends the request with no credential at all. */
+  auth?: boolean;
+  /** Buffer a one-shot stream body up to this many bytes so it can be re-sent. */
+  bufferBody?: number;
+}
+
+/** Bookkeeping shared by every copy of one call's request: the call's ledger, not the request. */
+export interface CallState {
+  readonly id: string;
+  /** Wire attempts so far (retries, re-issues and redirect hops each count). */
+  attempts: number;
+  /** Token generation the auth middleware attached on the latest attempt. */
+  generation: number | undefined;
+  /** A one-shot body has gone on the wire. */
+  bodySent: boolean;
+}
+
+export interface HttpRequestInit {
+  method?: string;
+  url: string;
+  headers?: Headers;
+  body?: RequestBody;
+  signal?: AbortSignal | undefined;
+  context?: Record<string, unknown>;
+  options?: CallOptions;
+  events?: EventSink | undefined;
+  state?: CallState;
+}
+
+let sequence = 0;
+const processTag = Math.random().toString(36).slice(2, 8);
+
+/** A short id unique within this process run, for log correlation. */
+export function nextRequestId(): string {
+  sequence = (sequence + 1) % Number.MAX_SAFE_INTEGER;
+  return `${processTag}-${sequence.toString(36)}`;
+}
+
+const EMPTY_OPTIONS: CallOptions = Object.freeze({});
+
+/**
+ * Sluice's light, fetch-shaped request. Treat it as immutable: derive a changed copy with `with()`,
+ * and copy `headers` before changing them.
+ */
+export class HttpRequest {
+  readonly method: string;
+  readonly url: string;
+  readonly headers: Headers;
+  readonly body: RequestBody;
+  readonly signal: AbortSignal | undefined;
+  /** The caller's per-call data; middleware may read it. */
+  readonly context: Record<string, unknown>;
+  readonly options: CallOptions;
+  readonly events: EventSink | undefined;
+  readonly state: CallState;
+
+  constructor(init: HttpRequestInit) {
+    this.method = init.method ?? 'GET';
+    this.url = init.url;
+    this.headers = init.headers ?? new Headers();
+    this.body = init.body ?? null;
+    this.signal = init.signal;
+    this.context = init.context ?? {};
+    this.options = init.options ?? EMPTY_OPTIONS;
+    this.events = init.events;
+    this.state = init.state ?? { id: nextRequestId(), attempts: 0, generation: undefined, bodySent: false };
+  }
+
+  /** A copy with some fields replaced; the call state is shared. */
+  with(changes: Partial<HttpRequestInit>): HttpRequest {
+    return new HttpRequest({
+      method: this.method,
+      url: this.url,
+      headers: this.headers,
+      body: this.body,
+      signal: this.signal,
+      context: this.context,
+      options: this.options,
+      events: this.events,
+      state: this.state,
+      ...changes,
+    });
+  }
+
+  /** A copy with one header set (or removed, given `null`). */
+  withHeader(name: string, value: string | null): HttpRequest {
+    const headers = new Headers(this.headers);
+    if (value === null) headers.delete(name);
+    else headers.set(name, value);
+    return this.with({ headers });
+  }
+}
+
+/** True when the body can go on the wire again as it is (or by calling its factory). */
+export function isReplayable(body: RequestBody): boolean {
+  return (
+    body === null ||
+    typeof body === 'string' ||
+    typeof body === 'function' ||
+    body instanceof Uint8Array ||
+    body instanceof ArrayBuffer ||
+    body instanceof URLSearchParams ||
+    body instanceof FormData ||
+    body instanceof Blob
+  );
+}

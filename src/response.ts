@@ -1,0 +1,172 @@
+import { STATUS_CODES } from 'node:http';
+import { parseJson, type RequestMeta, toSluiceError } from './normalize.js';
+
+/** Where a response's bytes come from: undici's body, a fetch Response, or bytes in memory. */
+export interface BodySource {
+  text(): Promise<string>;
+  arrayBuffer(): Promise<ArrayBuffer>;
+  /** A web stream, built only when asked. */
+  readonly body: ReadableStream<Uint8Array> | null;
+  /** Reads and drops the rest so the connection can return to the pool. */
+  dump(): Promise<unknown>;
+}
+
+export type RawHeaders = Record<string, string | string[] | undefined>;
+
+export interface HttpResponseInit {
+  status: number;
+  statusText?: string;
+  headers: Headers | RawHeaders;
+  url: string;
+  body: BodySource | null;
+  /** The request this answers; used in error messages. */
+  request: RequestMeta;
+  /** Aborting this signal is what cancels the body read; its reason becomes the error. */
+  signal?: AbortSignal | undefined;
+}
+
+const EMPTY = { text: async () => '', arrayBuffer: async () => new ArrayBuffer(0), body: null, dump: async () => {} };
+
+/** A body held in memory, e.g. a synthetic or already-buffered response. */
+export function bytesSource(bytes: Uint8Array | string): BodySource {
+  const data = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes;
+  return {
+    text: async () => new TextDecoder().decode(data),
+    arrayBuffer: async () => data.slice().buffer as ArrayBuffer,
+    get body() {
+      return new Blob([data as Uint8Array<ArrayBuffer>]).stream();
+    },
+    dump: async () => {},
+  };
+}
+
+/**
+ * Sluice's light, fetch-shaped response. Headers are turned into a `Headers` and the body into a web
+ * stream only when asked. Read the body once, or call `discard()` to release the connection.
+ */
+export class HttpResponse {
+  readonly status: number;
+  readonly statusText: string;
+  readonly url: string;
+  readonly request: RequestMeta;
+  #raw: Headers | RawHeaders;
+  #headers: Headers | undefined;
+  #source: BodySource;
+  #signal: AbortSignal | undefined;
+  #used = false;
+  #settled: (() => void)[] | undefined;
+  #done = false;
+
+  constructor(init: HttpResponseInit) {
+    this.status = init.status;
+    this.statusText = init.statusText ?? STATUS_CODES[init.status] ?? '';
+    this.url = init.url;
+    this.request = init.request;
+    this.#raw = init.headers;
+    this.#source = init.body ?? EMPTY;
+    this.#signal = init.signal;
+    if (init.body === null) this.#done = true;
+  }
+
+  get ok(): boolean {
+    return this.status >= 200 && this.status < 300;
+  }
+
+  get headers(): Headers {
+    if (this.#headers) return this.#headers;
+    const raw = this.#raw;
+    let headers: Headers;
+    if (raw instanceof Headers) headers = raw;
+    else {
+      headers = new Headers();
+      for (const name in raw) {
+        const value = raw[name];
+        if (value === undefined) continue;
+        if (Array.isArray(value)) for (const item of value) headers.append(name, item);
+        else headers.append(name, value);
+      }
+    }
+    this.#headers = headers;
+    return headers;
+  }
+
+  /** One header without building a `Headers`; `name` must be lower case. */
+  header(name: string): string | null {
+    const raw = this.#raw;
+    if (raw instanceof Headers) return raw.get(name);
+    const value = raw[name];
+    if (value === undefined) return null;
+    return Array.isArray(value) ? value.join(', ') : value;
+  }
+
+  get bodyUsed(): boolean {
+    return this.#used;
+  }
+
+  /** The body as a web stream; taking it counts as using the body. */
+  get body(): ReadableStream<Uint8Array> | null {
+    this.#used = true;
+    return this.#source.body;
+  }
+
+  /** Runs `fn` once the body has been read, discarded or failed (at once if that already happened). */
+  onSettled(fn: () => void): void {
+    if (this.#done) fn();
+    else if (this.#settled) this.#settled.push(fn);
+    else this.#settled = [fn];
+  }
+
+  #settle(): void {
+    if (this.#done) return;
+    this.#done = true;
+    const settled = this.#settled;
+    this.#settled = undefined;
+    if (settled) for (const fn of settled) fn();
+  }
+
+  async #read<T>(read: (source: BodySource) => Promise<T>): Promise<T> {
+    if (this.#used) throw new TypeError('Body has already been used');
+    this.#used = true;
+    try {
+      return await read(this.#source);
+    } catch (error) {
+      throw toSluiceError(error, this.request, this.#signal);
+    } finally {
+      this.#settle();
+    }
+  }
+
+  text(): Promise<string> {
+    return this.#read((source) => source.text());
+  }
+
+  arrayBuffer(): Promise<ArrayBuffer> {
+    return this.#read((source) => source.arrayBuffer());
+  }
+
+  async bytes(): Promise<Uint8Array> {
+    return new Uint8Array(await this.arrayBuffer());
+  }
+
+  async blob(): Promise<Blob> {
+    return new Blob([await this.arrayBuffer()], { type: this.header('content-type') ?? '' });
+  }
+
+  /** Parsed JSON; an empty body is `undefined`, invalid JSON a `ParseError`. */
+  async json<T = unknown>(): Promise<T> {
+    return parseJson(await this.text(), this.request) as T;
+  }
+
+  /** Drops the body so the connection returns to the pool. Never throws. */
+  async discard(): Promise<void> {
+    if (this.#used || this.#done) return;
+    this.#used = true;
+    try {
+      await this.#source.dump();
+    } catch {
+      // The connection is gone either way; nothing to release.
+    } finally {
+      this.#settle();
+    }
+  }
+}

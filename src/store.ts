@@ -1,0 +1,52 @@
+/**
+ * What the token manager needs from persistence. stores/ implements these on Keyv, Redis and
+ * PostgreSQL; src/ only knows the interfaces.
+ */
+
+/** A key-value store for token entries. Every call is bounded in time. */
+export interface TokenStore {
+  /**
+   * The entry under `key`, or `undefined` when there is none. A store that cannot be reached throws
+   * `StoreUnavailableError`: a failure is never reported as "no entry".
+   */
+  get(key: string): Promise<unknown>;
+  /** Writes the whole entry with a time to live. Throws `StoreUnavailableError` on failure. */
+  set(key: string, value: unknown, ttlMs: number): Promise<void>;
+  delete(key: string): Promise<void>;
+  /** True when other processes can see this store (Redis, PostgreSQL); false for process memory. */
+  readonly shared: boolean;
+  /** Releases connections the store owns. */
+  close?(): Promise<void>;
+}
+
+export interface AcquireOptions {
+  /** How long the lock lives if its holder dies without releasing it. */
+  ttlMs: number;
+  /** How long to wait for it before giving up (resolving `undefined`). */
+  waitMs: number;
+  signal?: AbortSignal | undefined;
+}
+
+export interface LockHandle {
+  readonly key: string;
+  /** Unique to this acquisition; release only succeeds for the owner. */
+  readonly owner: string;
+  /**
+   * True while the lock is certainly still ours: the local expiry has not passed and, for shared
+   * locks, the server still names us as owner. A holder checks this right before it writes.
+   */
+  isHeld(): Promise<boolean>;
+  /** Releases the lock if we still own it; never throws. */
+  release(): Promise<void>;
+}
+
+/** Mutual exclusion across the holders that share it (one process, or many through a server). */
+export interface Lock {
+  /**
+   * Resolves to a handle once acquired, or `undefined` if `waitMs` passed first. A lock server that
+   * cannot be reached throws `StoreUnavailableError`.
+   */
+  acquire(key: string, options: AcquireOptions): Promise<LockHandle | undefined>;
+  readonly shared: boolean;
+  close?(): Promise<void>;
+}
