@@ -3,6 +3,7 @@ import { errors } from '../middleware/errors.js';
 import { logEvents, logging } from '../middleware/logging.js';
 import { redirects } from '../middleware/redirects.js';
 import { type RetryOptions, retry } from '../middleware/retry.js';
+import { type AuthControl, type AuthOptions, buildAuthLayers } from './auth-setup.js';
 import { compose, instrument } from './compose.js';
 import { ConfigError } from './errors.js';
 import { fetchTransport, type TlsOptions, undiciTransport } from './transport.js';
@@ -40,14 +41,14 @@ export interface ChainOptions {
   tls?: TlsOptions;
   /** undici transport: connections per origin. @default 128 */
   connections?: number;
+  /** Credentials: one layer, or several (e.g. a gateway API key plus an OAuth token). */
+  auth?: AuthOptions | readonly AuthOptions[];
 }
 
 /** The pieces of the default chain that sit around the auth layers (added by the token code). */
 export interface ChainParts {
-  /** Middleware between retry and redirects, e.g. refresh-on-401. */
-  aboveRedirects?: readonly Middleware[];
-  /** Middleware between redirects and the transport, e.g. the auth header. */
-  belowRedirects?: readonly Middleware[];
+  /** The API's base URL: its origin may receive credentials. */
+  baseURL?: string | undefined;
   /** Leave the errors middleware out (createFetch returns error responses as they are). */
   withoutErrors?: boolean;
 }
@@ -57,7 +58,10 @@ export interface Chain {
   readonly transport: Transport;
   /** The client-wide event sink; undefined when nobody listens. */
   readonly events: EventSink | undefined;
+  /** `api.auth`: present when `auth` was given. */
+  readonly auth: AuthControl | undefined;
   subscribe(listener: EventSink): () => void;
+  close(): Promise<void>;
 }
 
 function pickTransport(options: ChainOptions): Transport {
@@ -108,6 +112,11 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
   const hub: EventSink = (event: SluiceEvent) => {
     for (const listener of listeners) listener(event);
   };
+  const events = () => (listeners.length > 0 ? hub : undefined);
+  const transport = pickTransport(options);
+  const authLayers = options.auth
+    ? buildAuthLayers(options.auth, parts.baseURL, transport, events, { store: defaultStore, lock: defaultLock })
+    : undefined;
   const defaults: Middleware[] = [];
   if (options.logger) {
     const { logger, logLevel = 'info' } = options;
@@ -123,17 +132,16 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
   }
   if (!parts.withoutErrors) defaults.push(errors());
   defaults.push(retry(retryOptions(options)));
-  defaults.push(...(parts.aboveRedirects ?? []));
+  defaults.push(...(authLayers?.above ?? []));
   const maxRedirects = options.maxRedirects ?? 10;
   if (maxRedirects > 0) defaults.push(redirects({ max: maxRedirects }));
   else if (maxRedirects !== 0)
     throw new ConfigError(`maxRedirects must be a non-negative integer, got ${maxRedirects}`);
-  defaults.push(...(parts.belowRedirects ?? []));
+  defaults.push(...(authLayers?.below ?? []));
 
   const { middleware } = options;
   const list = typeof middleware === 'function' ? middleware(defaults) : (middleware ?? defaults);
   if (!Array.isArray(list)) throw new ConfigError('middleware must be an array of functions, or return one');
-  const transport = pickTransport(options);
   let run: Next;
   try {
     run = compose(list, instrument(transport.send));
@@ -144,7 +152,12 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
     run,
     transport,
     get events() {
-      return listeners.length > 0 ? hub : undefined;
+      return events();
+    },
+    auth: authLayers?.control,
+    async close() {
+      await transport.close();
+      await authLayers?.close();
     },
     subscribe(listener) {
       listeners.push(listener);
@@ -152,6 +165,44 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
         const index = listeners.indexOf(listener);
         if (index !== -1) listeners.splice(index, 1);
       };
+    },
+  };
+}
+
+// Interim process-memory defaults; replaced by stores/ (in-memory Keyv and the in-process lock).
+function defaultStore(): import('./store.js').TokenStore {
+  const map = new Map<string, { value: unknown; until: number }>();
+  return {
+    shared: false,
+    async get(key) {
+      const entry = map.get(key);
+      if (!entry || entry.until < Date.now()) return undefined;
+      return entry.value;
+    },
+    async set(key, value, ttlMs) {
+      map.set(key, { value, until: Date.now() + ttlMs });
+    },
+    async delete(key) {
+      map.delete(key);
+    },
+  };
+}
+function defaultLock(): import('./store.js').Lock {
+  const tails = new Map<string, Promise<void>>();
+  return {
+    shared: false,
+    async acquire(key) {
+      const previous = tails.get(key) ?? Promise.resolve();
+      let release!: () => void;
+      const mine = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      tails.set(
+        key,
+        previous.then(() => mine),
+      );
+      await previous;
+      return { key, owner: 'local', isHeld: async () => true, release: async () => release() };
     },
   };
 }

@@ -1,4 +1,5 @@
 import { createFetch as createOfetch, FetchError, type FetchOptions } from 'ofetch';
+import type { AuthControl } from './auth-setup.js';
 import { bufferBody } from './body.js';
 import { buildChain, type Chain, type ChainOptions } from './chain.js';
 import { ConfigError, HttpError, httpErrorFor, type SluiceError } from './errors.js';
@@ -121,6 +122,7 @@ const CLIENT_OPTIONS = new Set<string>([
   'proxy',
   'tls',
   'connections',
+  'auth',
 ]);
 
 export function validateClientOptions(options: object, extra: readonly string[] = []): void {
@@ -156,9 +158,12 @@ export class SluiceClient {
   readonly #chain: Chain;
   readonly #ofetch: ReturnType<typeof createOfetch>;
   readonly #baseURL: string | undefined;
+  /** Token control (`token()`, `invalidate()`, `onTokenChange`); present when `auth` was given. */
+  readonly auth: AuthControl | undefined;
 
   constructor(options: ClientOptions, chain: Chain) {
     this.#chain = chain;
+    this.auth = chain.auth;
     this.#baseURL = options.baseURL;
     const run = chain.run;
     const events = (): EventSink | undefined => chain.events;
@@ -260,7 +265,7 @@ export class SluiceClient {
 
   /** Closes pooled connections. */
   async close(): Promise<void> {
-    await this.#chain.transport.close();
+    await this.#chain.close();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -309,5 +314,5 @@ function unwrap(error: unknown, meta: RequestMeta, response: HttpResponse | unde
 /** A client over the default chain (or yours). Invalid options throw `ConfigError` here, not later. */
 export function createClient(options: ClientOptions = {}): SluiceClient {
   validateClientOptions(options);
-  return new SluiceClient(options, buildChain(options));
+  return new SluiceClient(options, buildChain(options, { baseURL: options.baseURL }));
 }

@@ -1,3 +1,4 @@
+import type { AuthControl } from './auth-setup.js';
 import { buildChain, type ChainOptions } from './chain.js';
 import { validateClientOptions } from './client.js';
 import { HttpRequest, type RequestBody } from './request.js';
@@ -22,7 +23,9 @@ export function toWebResponse(response: HttpResponse): Response {
  * input + init in, a real `Response` out. Error statuses come back as responses, as fetch does; failures
  * that fetch would reject (network, timeout, abort) reject with the matching `SluiceError`.
  */
-export function createFetch(options: ChainOptions = {}): typeof globalThis.fetch & { close(): Promise<void> } {
+export function createFetch(
+  options: ChainOptions = {},
+): typeof globalThis.fetch & { close(): Promise<void>; auth: AuthControl | undefined } {
   validateClientOptions(options);
   const chain = buildChain(options, { withoutErrors: true });
   async function sluiceFetch(input: string | URL | Request, init: RequestInit = {}): Promise<Response> {
@@ -43,5 +46,5 @@ export function createFetch(options: ChainOptions = {}): typeof globalThis.fetch
     });
     return toWebResponse(await chain.run(request));
   }
-  return Object.assign(sluiceFetch as typeof globalThis.fetch, { close: () => chain.transport.close() });
+  return Object.assign(sluiceFetch as typeof globalThis.fetch, { close: () => chain.close(), auth: chain.auth });
 }

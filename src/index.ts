@@ -1,3 +1,4 @@
+export type { AuthControl, AuthOptions } from './auth-setup.js';
 export { canResend } from './body.js';
 export type { ChainOptions } from './chain.js';
 export {
@@ -10,6 +11,7 @@ export {
   type SluiceResponse,
 } from './client.js';
 export { compose, instrument } from './compose.js';
+export { apiKey, basicAuth, type CookieSessionOptions, cookieSession, staticToken } from './credentials.js';
 export {
   AbortError,
   AuthError,
@@ -34,6 +36,17 @@ export {
   UnauthorizedError,
 } from './errors.js';
 export { createFetch, toWebResponse } from './fetch.js';
+export {
+  type CustomGrantOptions,
+  clientCredentials,
+  customGrant,
+  type Grant,
+  type GrantContext,
+  type Placement,
+  passwordGrant,
+  refreshTokenGrant,
+  type StaticCredential,
+} from './grants.js';
 export { parseJson, toSluiceError } from './normalize.js';
 export { isSecretName, REDACTED, redactHeaders, redactText, redactUrl, redactValue } from './redact.js';
 export {
@@ -46,6 +59,10 @@ export {
   type RequestBody,
 } from './request.js';
 export { type BodySource, bytesSource, HttpResponse, type HttpResponseInit } from './response.js';
+export type { AcquireOptions, Lock, LockHandle, TokenStore } from './store.js';
+export { createTokenFetch, type TokenFetch, type TokenFetchOptions } from './token-fetch.js';
+export { parseTokenResponse, type TokenInput, type TokenSet, toTokenSet } from './token-set.js';
+export { TokenManager, type TokenManagerOptions, tokenKey } from './tokens.js';
 export {
   type FetchTransportOptions,
   fetchTransport,

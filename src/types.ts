@@ -52,7 +52,7 @@ export type SluiceEvent =
         | 'store-recovered'
         | 'store-entry-ignored';
       key: string;
-      generation?: number;
+      generation?: number | undefined;
       durationMs?: number;
       reason?: string;
       error?: SluiceError;

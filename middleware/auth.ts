@@ -1,0 +1,75 @@
+import { ConfigError } from '../src/errors.js';
+import type { Placement, StaticCredential } from '../src/grants.js';
+import type { HttpRequest } from '../src/request.js';
+import type { TokenManager } from '../src/tokens.js';
+import type { Middleware } from '../src/types.js';
+
+/**
+ * A test for "may this URL receive the credential": true only when the exact origin (scheme, host, port)
+ * of the final URL is one of `origins`. The common case is a string prefix check; anything unusual is
+ * parsed, so `https://api.example.com@evil.test/` and `https://api.example.com.evil.test/` never pass.
+ */
+export function originGuard(origins: readonly string[]): (url: string) => boolean {
+  const allowed = new Set<string>();
+  for (const origin of origins) {
+    let parsed: URL;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      throw new ConfigError(`auth origin ${JSON.stringify(origin)} is not an absolute URL`);
+    }
+    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')
+      throw new ConfigError('auth origins must be http(s)');
+    allowed.add(parsed.origin);
+  }
+  const prefixes = [...allowed].map((origin) => `${origin}/`);
+  return function isAllowed(url) {
+    for (const prefix of prefixes) if (url.startsWith(prefix)) return true;
+    try {
+      return allowed.has(new URL(url).origin);
+    } catch {
+      return false;
+    }
+  };
+}
+
+function place(request: HttpRequest, placement: Placement, value: string): HttpRequest {
+  if ('query' in placement) {
+    const url = new URL(request.url);
+    url.searchParams.set(placement.query, value);
+    return request.with({ url: url.href });
+  }
+  return request.withHeader(placement.header, placement.scheme ? `${placement.scheme} ${value}` : value);
+}
+
+export interface AuthOptions {
+  /** A token manager (OAuth, login, cookie session) or a static credential (API key, Basic, PAT). */
+  credential: TokenManager | StaticCredential;
+  /** Origins that may receive the credential: the API's, plus any you list. Required. */
+  origins: readonly string[];
+}
+
+/**
+ * Attaches the credential to requests whose final URL is on an allowed origin, and records on the call
+ * which token generation went out, for the refresh middleware. `auth: false` on a call sends none.
+ */
+export function auth({ credential, origins }: AuthOptions): Middleware {
+  if (!origins || origins.length === 0) throw new ConfigError('auth: origins must list at least the API origin');
+  const isAllowed = originGuard(origins);
+  if ('static' in credential) {
+    const { placement, value } = credential;
+    return function attachStatic(request, next) {
+      if (request.options.auth === false || !isAllowed(request.url)) return next(request);
+      return next(place(request, placement, value));
+    };
+  }
+  const manager = credential;
+  const placementOf = (tokenType: string): Placement =>
+    manager.grant.placement ?? { header: 'authorization', scheme: tokenType };
+  return async function attachToken(request, next) {
+    if (request.options.auth === false || !isAllowed(request.url)) return next(request);
+    const tokens = manager.current() ?? (await manager.token(request.signal));
+    request.state.generation = tokens.generation;
+    return next(place(request, placementOf(tokens.tokenType), tokens.accessToken));
+  };
+}

@@ -1,0 +1,166 @@
+import { auth } from '../middleware/auth.js';
+import { refresh } from '../middleware/refresh.js';
+import { ConfigError } from './errors.js';
+import type { Grant, StaticCredential } from './grants.js';
+import type { HttpRequest } from './request.js';
+import type { HttpResponse } from './response.js';
+import type { Lock, TokenStore } from './store.js';
+import { createTokenFetch } from './token-fetch.js';
+import type { TokenSet } from './token-set.js';
+import { TokenManager } from './tokens.js';
+import type { EventSink, Middleware, Transport } from './types.js';
+
+/** One credential layer of a client. */
+export interface AuthOptions {
+  /** `clientCredentials(...)`, `passwordGrant(...)`, `customGrant(...)`, `cookieSession(...)`, or a static credential. */
+  grant: Grant | StaticCredential;
+  /** Where tokens are kept and shared: a TokenStore from `sluice/stores` (e.g. `redisTokenStore(url).store`). @default process memory */
+  store?: TokenStore;
+  /** The lock that makes one holder refresh. Pass the one that goes with a shared store. @default in-process */
+  lock?: Lock;
+  /** Origins besides the baseURL's that may receive the credential, e.g. `['https://uploads.example.com']`. */
+  origins?: readonly string[];
+  /** Statuses that mean "credential refused". @default [401] */
+  refreshOn?: readonly number[];
+  shouldRefresh?: (response: HttpResponse, request: HttpRequest) => boolean | Promise<boolean>;
+  /** Refresh this long before expiry, in ms. @default 60000 */
+  skew?: number;
+  /** Random extra skew per process, in ms. @default 30000 */
+  jitter?: number;
+  /** Assumed lifetime when the token response has no `expires_in`, in ms. @default 3600000 */
+  defaultLifetime?: number;
+  /** @default 10000 */
+  lockTtl?: number;
+  /** @default 20000 */
+  lockWait?: number;
+  /** Largest token response accepted, in bytes. @default 65536 */
+  maxTokenResponseBytes?: number;
+}
+
+/** What `api.auth` offers. */
+export interface AuthControl {
+  /** The current token, obtained if needed: the way to check credentials at start-up. */
+  token(signal?: AbortSignal): Promise<TokenSet>;
+  /** Forgets the current token; the next request gets a new one. */
+  invalidate(): void;
+  /** Called with every new token (secrets hidden from JSON and inspection). Returns the unsubscribe function. */
+  onTokenChange(listener: (tokens: TokenSet) => void): () => void;
+  /** The managers behind each token layer, for tests and metrics (e.g. `storeReads`). */
+  readonly managers: readonly TokenManager[];
+}
+
+export interface AuthLayers {
+  above: Middleware[];
+  below: Middleware[];
+  control: AuthControl;
+  close(): Promise<void>;
+}
+
+const AUTH_KEYS = new Set([
+  'grant',
+  'store',
+  'lock',
+  'origins',
+  'refreshOn',
+  'shouldRefresh',
+  'skew',
+  'jitter',
+  'defaultLifetime',
+  'lockTtl',
+  'lockWait',
+  'maxTokenResponseBytes',
+]);
+
+export interface AuthDefaults {
+  store(): TokenStore;
+  lock(): Lock;
+}
+
+/** Turns `auth` options into refresh middleware (above redirects) and auth middleware (below). */
+export function buildAuthLayers(
+  given: AuthOptions | readonly AuthOptions[],
+  baseURL: string | undefined,
+  transport: Transport,
+  events: () => EventSink | undefined,
+  defaults: AuthDefaults,
+): AuthLayers {
+  const layers = Array.isArray(given) ? (given as readonly AuthOptions[]) : [given as AuthOptions];
+  const above: Middleware[] = [];
+  const below: Middleware[] = [];
+  const managers: TokenManager[] = [];
+  const owned: { close?(): Promise<void> }[] = [];
+  for (const layer of layers) {
+    if (!layer || typeof layer !== 'object' || !layer.grant)
+      throw new ConfigError('auth needs a grant, e.g. { grant: clientCredentials({...}) }');
+    for (const name of Object.keys(layer)) {
+      if (!AUTH_KEYS.has(name))
+        throw new ConfigError(`unknown auth option "${name}"; valid: ${[...AUTH_KEYS].join(', ')}`);
+    }
+    const origins = [...(baseURL ? [new URL(baseURL).origin] : []), ...(layer.origins ?? [])];
+    if (origins.length === 0)
+      throw new ConfigError('auth needs baseURL or auth.origins: the credential only goes to those origins');
+    const credential = layer.grant;
+    if ('static' in credential) {
+      below.push(auth({ credential, origins }));
+      continue;
+    }
+    const store = layer.store ?? defaults.store();
+    const lock = layer.lock ?? defaults.lock();
+    if (!layer.store) owned.push(store);
+    if (store.shared && !lock.shared) {
+      throw new ConfigError('a shared token store needs a shared lock (e.g. redisTokenStore(url) gives both)');
+    }
+    const maxBytes = layer.maxTokenResponseBytes ?? 64 * 1024;
+    const manager = new TokenManager({
+      grant: credential,
+      store,
+      lock,
+      fetch: createTokenFetch(transport, { maxBytes }),
+      refreshFetch: createTokenFetch(transport, { maxBytes, connectFailuresOnly: true }),
+      events,
+      ...pick(layer, ['skew', 'jitter', 'defaultLifetime', 'lockTtl', 'lockWait'] as const),
+    });
+    managers.push(manager);
+    above.push(
+      refresh({
+        manager,
+        origins,
+        ...(layer.refreshOn ? { statuses: layer.refreshOn } : {}),
+        ...(layer.shouldRefresh ? { shouldRefresh: layer.shouldRefresh } : {}),
+      }),
+    );
+    below.push(auth({ credential: manager, origins }));
+  }
+  const first = managers[0];
+  const control: AuthControl = {
+    managers,
+    token(signal) {
+      if (!first)
+        return Promise.reject(new ConfigError('this client has only static credentials: there is no token to get'));
+      return first.token(signal);
+    },
+    invalidate() {
+      for (const manager of managers) manager.invalidate();
+    },
+    onTokenChange(listener) {
+      const offs = managers.map((manager) => manager.onTokenChange(listener));
+      return () => {
+        for (const off of offs) off();
+      };
+    },
+  };
+  return {
+    above,
+    below,
+    control,
+    close: async () => {
+      await Promise.all(owned.map((item) => item.close?.()));
+    },
+  };
+}
+
+function pick<T extends object, K extends keyof T>(source: T, keys: readonly K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const key of keys) if (source[key] !== undefined) out[key] = source[key];
+  return out;
+}

@@ -1,0 +1,106 @@
+import { AuthError, NetworkError, type SluiceError, TimeoutError } from './errors.js';
+import { toWebResponse } from './fetch.js';
+import { toSluiceError } from './normalize.js';
+import { HttpRequest, type RequestBody } from './request.js';
+import { bytesSource, HttpResponse } from './response.js';
+import type { Transport } from './types.js';
+
+/** A fetch for token requests: never through the auth chain, never following redirects. */
+export type TokenFetch = (url: string, init?: RequestInit) => Promise<Response>;
+
+export interface TokenFetchOptions {
+  /** Largest token response accepted, in bytes. @default 65536 */
+  maxBytes?: number;
+  /** Attempts on a network error or 5xx. @default 3 */
+  attempts?: number;
+  /** Per-attempt timeout in ms. @default 10000 */
+  timeout?: number;
+  /** Only retry failures where the request surely did not reach the server (refresh tokens). */
+  connectFailuresOnly?: boolean;
+}
+
+/** Errors where the connection was never made, so the request was never seen by the server. */
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/** True when a token request may have reached the server although no answer came back. */
+export function mayHaveBeenSent(error: unknown): boolean {
+  if (error instanceof TimeoutError) return true;
+  if (error instanceof NetworkError) return !NOT_SENT.has(error.code);
+  return false;
+}
+
+async function readCapped(response: HttpResponse, maxBytes: number): Promise<Uint8Array> {
+  const declared = Number(response.header('content-length') ?? 0);
+  if (declared > maxBytes) {
+    await response.discard();
+    throw new AuthError(`token response is larger than ${maxBytes} bytes`, { code: 'AUTH_RESPONSE_TOO_LARGE' });
+  }
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  if (bytes.byteLength > maxBytes) {
+    throw new AuthError(`token response is larger than ${maxBytes} bytes`, { code: 'AUTH_RESPONSE_TOO_LARGE' });
+  }
+  return bytes;
+}
+
+/**
+ * Sends token requests straight to the transport: retried on network errors and 5xx (a bounded number
+ * of times, with a short backoff), never on 4xx, never redirected, body capped and buffered.
+ */
+export function createTokenFetch(transport: Transport, options: TokenFetchOptions = {}): TokenFetch {
+  const { maxBytes = 64 * 1024, attempts = 3, timeout = 10_000, connectFailuresOnly = false } = options;
+  return async function tokenFetch(url, init = {}) {
+    const method = (init.method ?? 'GET').toUpperCase();
+    for (let attempt = 1; ; attempt++) {
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(new TimeoutError('attempt', timeout, { method, url })), timeout);
+      timer.unref();
+      const onAbort = () => controller.abort(init.signal?.reason);
+      init.signal?.addEventListener('abort', onAbort, { once: true });
+      const request = new HttpRequest({
+        method,
+        url,
+        headers: new Headers(init.headers),
+        body: (init.body as RequestBody | undefined) ?? null,
+        signal: controller.signal,
+      });
+      try {
+        const response = await transport.send(request);
+        if (response.status >= 300 && response.status < 400) {
+          await response.discard();
+          throw new AuthError(
+            `token endpoint answered ${response.status} (redirect); token requests never follow redirects`,
+            {
+              code: 'AUTH_REDIRECT_REFUSED',
+              status: response.status,
+              method,
+              url,
+            },
+          );
+        }
+        const bytes = await readCapped(response, maxBytes);
+        if (response.status < 500 || attempt >= attempts) {
+          return toWebResponse(
+            new HttpResponse({
+              status: response.status,
+              statusText: response.statusText,
+              headers: response.headers,
+              url,
+              body: bytesSource(bytes),
+              request,
+            }),
+          );
+        }
+      } catch (error) {
+        const failure: SluiceError = toSluiceError(error, request, controller.signal);
+        if (failure instanceof AuthError || init.signal?.aborted) throw failure;
+        if (connectFailuresOnly && mayHaveBeenSent(failure)) throw failure;
+        if (!failure.retryable || attempt >= attempts) throw failure;
+      } finally {
+        clearTimeout(timer);
+        init.signal?.removeEventListener('abort', onAbort);
+      }
+      // A 5xx or a network failure: wait a little (full jitter) and try again.
+      await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * 2 ** attempt * Math.random())));
+    }
+  };
+}

@@ -1,0 +1,148 @@
+import { inspect } from 'node:util';
+import { AuthError } from './errors.js';
+import { REDACTED, redactText } from './redact.js';
+
+/** A credential and what is known about it. `expiresAt` is epoch ms. */
+export interface TokenSet {
+  readonly accessToken: string;
+  /** `Bearer`, or `cookie`, `Basic`, ... for other credential kinds. */
+  readonly tokenType: string;
+  readonly expiresAt: number;
+  readonly refreshToken?: string | undefined;
+  readonly scope?: string | undefined;
+  /** Increases by one with every new token for this credential, across every process sharing a store. */
+  readonly generation: number;
+}
+
+/** What a grant returns: a TokenSet before it has a generation, with expiry in either form. */
+export interface TokenInput {
+  accessToken: string;
+  tokenType?: string | undefined;
+  /** Epoch ms. */
+  expiresAt?: number | undefined;
+  /** Seconds from now, as in OAuth's `expires_in`. */
+  expiresIn?: number | undefined;
+  refreshToken?: string | undefined;
+  scope?: string | undefined;
+}
+
+// Any C0 control character or DEL: a token carrying one could split a header line.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f]/;
+/** Expiry more than ten years out is taken as a mistake in units, not a real lifetime. */
+const MAX_LIFETIME_MS = 10 * 365 * 24 * 3600 * 1000;
+
+function checkSecret(name: string, value: unknown, required: boolean): string | undefined {
+  if (value === undefined || value === null) {
+    if (required) throw new AuthError(`token response has no ${name}`, { code: 'AUTH_INVALID_RESPONSE' });
+    return undefined;
+  }
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new AuthError(`token response ${name} is not a non-empty string`, { code: 'AUTH_INVALID_RESPONSE' });
+  }
+  if (CONTROL.test(value)) {
+    throw new AuthError(`token response ${name} contains control characters; rejected`, { code: 'AUTH_INVALID_TOKEN' });
+  }
+  if (value.length > 16_384)
+    throw new AuthError(`token response ${name} is too long`, { code: 'AUTH_INVALID_RESPONSE' });
+  return value;
+}
+
+/** Validates a grant's result and gives it its generation. Hides secrets from logs and `JSON.stringify`. */
+export function toTokenSet(
+  input: TokenInput,
+  generation: number,
+  defaultLifetimeMs: number,
+  now = Date.now(),
+): TokenSet {
+  if (input === null || typeof input !== 'object') {
+    throw new AuthError('grant returned no token', { code: 'AUTH_INVALID_RESPONSE' });
+  }
+  const accessToken = checkSecret('access token', input.accessToken, true) as string;
+  const refreshToken = checkSecret('refresh token', input.refreshToken, false);
+  const tokenType = input.tokenType === undefined ? 'Bearer' : input.tokenType;
+  if (typeof tokenType !== 'string' || !/^[\w.~+/-]{1,64}$/.test(tokenType)) {
+    throw new AuthError('token response token_type is invalid', { code: 'AUTH_INVALID_RESPONSE' });
+  }
+  let expiresAt: number;
+  if (input.expiresAt !== undefined) {
+    expiresAt = input.expiresAt;
+  } else if (input.expiresIn !== undefined) {
+    expiresAt = now + input.expiresIn * 1000;
+  } else expiresAt = now + defaultLifetimeMs;
+  if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt) || expiresAt < now - 1000) {
+    throw new AuthError('token expiry is not a finite time in the future', { code: 'AUTH_INVALID_RESPONSE' });
+  }
+  expiresAt = Math.min(expiresAt, now + MAX_LIFETIME_MS);
+  const scope = typeof input.scope === 'string' ? input.scope : undefined;
+  return sealed({
+    accessToken,
+    tokenType: tokenType.toLowerCase() === 'bearer' ? 'Bearer' : tokenType,
+    expiresAt,
+    refreshToken,
+    scope,
+    generation,
+  });
+}
+
+/** The same TokenSet with its secrets hidden from `JSON.stringify`, `console.log` and util.inspect. */
+export function sealed(tokens: TokenSet): TokenSet {
+  const safe = () => ({
+    ...tokens,
+    accessToken: REDACTED,
+    ...(tokens.refreshToken ? { refreshToken: REDACTED } : {}),
+  });
+  const copy = { ...tokens };
+  Object.defineProperty(copy, 'toJSON', { value: safe, enumerable: false });
+  Object.defineProperty(copy, inspect.custom, { value: () => safe(), enumerable: false });
+  return Object.freeze(copy);
+}
+
+/** The OAuth 2.0 token response (RFC 6749 5.1) as a TokenInput; anything else is an `AuthError`. */
+export function parseTokenResponse(status: number, contentType: string, text: string): TokenInput {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new AuthError(
+      `token endpoint answered ${status} with a body that is not JSON (${contentType || 'no content type'}, ${text.length} bytes)`,
+      { code: 'AUTH_INVALID_RESPONSE', status, retryable: status >= 500 },
+    );
+  }
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new AuthError(`token endpoint answered ${status} with JSON that is not an object`, {
+      code: 'AUTH_INVALID_RESPONSE',
+      status,
+    });
+  }
+  const fields = body as Record<string, unknown>;
+  if (typeof fields.error === 'string' || status >= 400) {
+    const oauthError = typeof fields.error === 'string' ? fields.error.slice(0, 64) : undefined;
+    const description =
+      typeof fields.error_description === 'string' ? redactText(fields.error_description.slice(0, 300)) : undefined;
+    throw new AuthError(`token request failed (${status}${oauthError ? ` ${oauthError}` : ''})`, {
+      oauthError,
+      oauthErrorDescription: description,
+      status,
+      retryable: status >= 500,
+    });
+  }
+  const expiresIn = fields.expires_in;
+  let seconds: number | undefined;
+  if (expiresIn !== undefined && expiresIn !== null) {
+    seconds =
+      typeof expiresIn === 'string' && /^\d+(\.\d+)?$/.test(expiresIn.trim())
+        ? Number(expiresIn)
+        : (expiresIn as number);
+    if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0) {
+      throw new AuthError('token response expires_in is not a non-negative number', { code: 'AUTH_INVALID_RESPONSE' });
+    }
+  }
+  return {
+    accessToken: fields.access_token as string,
+    tokenType: (fields.token_type as string | undefined) ?? 'Bearer',
+    expiresIn: seconds,
+    refreshToken: fields.refresh_token as string | undefined,
+    scope: fields.scope as string | undefined,
+  };
+}
