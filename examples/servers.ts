@@ -28,9 +28,6 @@ interface Issued {
   revoked: boolean;
 }
 
-export interface Counts {
-  [name: string]: number;
-}
 
 function listen(server: Server): Promise<{ url: string; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
@@ -81,7 +78,7 @@ export async function startAuthServer(options: AuthServerOptions = {}) {
     users = { alice: 'wonderland' },
     delay = 0,
   } = options;
-  const counts: Counts = { token: 0, refresh: 0, reuse: 0, rejected: 0, login: 0 };
+  const counts = { token: 0, refresh: 0, reuse: 0, rejected: 0, login: 0 };
   const access = new Map<string, Issued>();
   const refresh = new Map<string, { family: string; used: boolean; scope: string }>();
   const revokedFamilies = new Set<string>();
@@ -232,7 +229,7 @@ export interface ApiServerOptions {
  * anything else 404. Every route wants `Authorization: Bearer <token>` or the `SESSIONID` cookie.
  */
 export async function startApiServer(options: ApiServerOptions) {
-  const counts: Counts = { requests: 0, ok: 0, unauthorized: 0, injected503: 0, injected429: 0 };
+  const counts = { requests: 0, ok: 0, unauthorized: 0, injected503: 0, injected429: 0 };
   const { auth, failRate = 0, throttleRate = 0, retryAfter = 1, delay = 0 } = options;
   const server = createServer(async (request, response) => {
     counts.requests++;
