@@ -61,11 +61,17 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
   async function send(request: HttpRequest): Promise<HttpResponse> {
     const wire = wireBody(request);
     let headers: Headers = request.headers;
-    if (wire.contentType && !headers.has('content-type')) {
-      headers = new Headers(headers);
-      headers.set('content-type', wire.contentType);
+    let { body, contentType } = wire;
+    if (body instanceof FormData || body instanceof Blob) {
+      // The undici package cannot read Node's built-in FormData (another undici copy): encode it here.
+      const encoded = new Response(body);
+      contentType = encoded.headers.get('content-type') ?? contentType;
+      body = new Uint8Array(await encoded.arrayBuffer());
     }
-    let body = wire.body;
+    if (contentType && !headers.has('content-type')) {
+      headers = new Headers(headers);
+      headers.set('content-type', contentType);
+    }
     if (body instanceof ReadableStream) body = Readable.fromWeb(body as import('node:stream/web').ReadableStream);
     try {
       const response = await undiciRequest(request.url, {
