@@ -28,7 +28,6 @@ interface Issued {
   revoked: boolean;
 }
 
-
 function listen(server: Server): Promise<{ url: string; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   server.on('connection', (socket) => {
@@ -258,7 +257,7 @@ export async function startApiServer(options: ApiServerOptions) {
       return;
     }
     counts.ok++;
-    const item = /^\/items\/(\w+)$/.exec(url.pathname);
+    const item = /^\/items\/([\w-]+)$/.exec(url.pathname);
     if (item && request.method === 'GET') {
       json(response, 200, { id: item[1], name: `item ${item[1]}`, tags: ['a', 'b'] });
     } else if (url.pathname === '/echo') {
