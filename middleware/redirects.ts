@@ -22,7 +22,7 @@ export function redirects({ max = 10 }: RedirectsOptions = {}): Middleware {
     throw new ConfigError(`redirects.max must be a non-negative integer, got ${max}`);
   return async function followRedirects(request, next) {
     let current = request;
-    const origin = new URL(request.url).origin;
+    let origin: string | undefined;
     for (let hop = 0; ; hop++) {
       const response = await next(current);
       if (!REDIRECT_STATUSES.has(response.status)) return response;
@@ -53,6 +53,7 @@ export function redirects({ max = 10 }: RedirectsOptions = {}): Middleware {
       } else if (!isReplayable(body) && current.state.bodySent) {
         throw new BodyNotReplayableError(meta);
       }
+      origin ??= new URL(request.url).origin;
       const crossOrigin = target.origin !== origin;
       if (crossOrigin) {
         headers = new Headers(headers);

@@ -153,20 +153,27 @@ export function retry(options: RetryOptions = {}): Middleware {
       return true;
     };
 
+    const attempt = async () => {
+      const response = await runAttempt(request, next, attemptMs, deadlineAt, totalMs);
+      if (statusSet.has(response.status)) throw new RetryableResponse(response);
+      return response;
+    };
     try {
-      return await pRetry(
-        async () => {
-          const response = await runAttempt(request, next, attemptMs, deadlineAt, totalMs);
-          if (statusSet.has(response.status)) throw new RetryableResponse(response);
-          return response;
-        },
-        {
-          retries,
-          minTimeout: 0,
-          maxTimeout: 0,
-          shouldRetry: ({ error, attemptNumber }) => decide(error, attemptNumber),
-        },
-      );
+      // The first attempt runs directly: p-retry's set-up costs more than the rest of the chain, and
+      // nearly every call succeeds at once. p-retry takes over from the first failure.
+      let first: unknown;
+      try {
+        return await attempt();
+      } catch (error) {
+        first = error;
+      }
+      if (!(await decide(first, 1))) throw first;
+      return await pRetry(attempt, {
+        retries: retries - 1,
+        minTimeout: 0,
+        maxTimeout: 0,
+        shouldRetry: ({ error, attemptNumber }) => decide(error, attemptNumber + 1),
+      });
     } catch (error) {
       if (error instanceof RetryableResponse) return error.response;
       throw toSluiceError(error, request, request.signal);

@@ -1,4 +1,4 @@
-import { AbortError, ConfigError, TimeoutError } from '../src/errors.js';
+import { ConfigError, TimeoutError } from '../src/errors.js';
 import { toSluiceError } from '../src/normalize.js';
 import type { HttpRequest } from '../src/request.js';
 import type { HttpResponse } from '../src/response.js';
@@ -19,9 +19,10 @@ export function checkDuration(name: string, value: number | undefined): void {
 }
 
 /**
- * Runs one attempt with a fresh timer: never an already-fired signal. The timer covers the response
- * body too and is cleared once the body is read or discarded. `deadlineAt` is a `performance.now()`
- * instant for the whole call; whichever limit is nearer fires, and the error says which.
+ * Runs one attempt under a fresh time limit (never an already-fired signal): the limit travels on the
+ * request and the transport enforces it, on undici without a JS timer or an AbortSignal per request.
+ * `deadlineAt` is a `performance.now()` instant for the whole call; whichever limit is nearer applies,
+ * and the `TimeoutError` says which.
  */
 export async function runAttempt(
   request: HttpRequest,
@@ -32,33 +33,12 @@ export async function runAttempt(
 ): Promise<HttpResponse> {
   const remaining = deadlineAt - performance.now();
   if (remaining <= 0) throw new TimeoutError('total', deadlineMs, { method: request.method, url: request.url });
+  if (request.signal?.aborted) throw toSluiceError(request.signal.reason, request, request.signal);
   const kind = timeoutMs <= remaining ? 'attempt' : 'total';
   const ms = kind === 'attempt' ? timeoutMs : remaining;
   if (ms === Number.POSITIVE_INFINITY) return next(request);
-
-  const parent = request.signal;
-  if (parent?.aborted) throw toSluiceError(parent.reason, request, parent);
-  const controller = new AbortController();
-  const timer = setTimeout(() => {
-    const limit = kind === 'attempt' ? timeoutMs : deadlineMs;
-    controller.abort(new TimeoutError(kind, limit, { method: request.method, url: request.url }));
-  }, clampDelay(ms));
-  timer.unref();
-  const onAbort = () =>
-    controller.abort(new AbortError({ method: request.method, url: request.url, cause: parent?.reason }));
-  parent?.addEventListener('abort', onAbort, { once: true });
-  const cleanup = () => {
-    clearTimeout(timer);
-    parent?.removeEventListener('abort', onAbort);
-  };
-  try {
-    const response = await next(request.with({ signal: controller.signal }));
-    response.onSettled(cleanup);
-    return response;
-  } catch (error) {
-    cleanup();
-    throw toSluiceError(error, request, controller.signal);
-  }
+  const limit = kind === 'attempt' ? timeoutMs : deadlineMs;
+  return next(request.with({ timeout: { ms: clampDelay(Math.ceil(ms)), kind, limit } }));
 }
 
 export interface TimeoutOptions {

@@ -50,6 +50,7 @@ export {
 export { parseJson, toSluiceError } from './normalize.js';
 export { isSecretName, REDACTED, redactHeaders, redactText, redactUrl, redactValue } from './redact.js';
 export {
+  type AttemptTimeout,
   type BodyFactory,
   type CallOptions,
   type CallState,
@@ -64,6 +65,7 @@ export { createTokenFetch, type TokenFetch, type TokenFetchOptions } from './tok
 export { parseTokenResponse, type TokenInput, type TokenSet, toTokenSet } from './token-set.js';
 export { TokenManager, type TokenManagerOptions, tokenKey } from './tokens.js';
 export {
+  attemptSignal,
   type FetchTransportOptions,
   fetchTransport,
   type TlsOptions,

@@ -1,10 +1,14 @@
-import { AbortError, NetworkError, ParseError, SluiceError } from './errors.js';
+import { AbortError, NetworkError, ParseError, SluiceError, TimeoutError } from './errors.js';
 import { redactText } from './redact.js';
+import type { AttemptTimeout } from './request.js';
 
 export interface RequestMeta {
   readonly method: string;
   readonly url: string;
+  readonly timeout?: AttemptTimeout | undefined;
 }
+
+const UNDICI_TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
 /** Codes undici and Node use for a connection that broke, mapped to the system code users search for. */
 const NETWORK_CODES: Record<string, string> = {
@@ -39,6 +43,14 @@ export function toSluiceError(error: unknown, meta: RequestMeta, signal?: AbortS
     const reason: unknown = signal.reason;
     if (reason instanceof SluiceError) return reason;
     return new AbortError({ method: meta.method, url: meta.url, cause: reason });
+  }
+  const rawCode = (error as { code?: unknown } | null)?.code;
+  if (meta.timeout && typeof rawCode === 'string' && UNDICI_TIMEOUTS.has(rawCode)) {
+    return new TimeoutError(meta.timeout.kind, meta.timeout.limit, {
+      method: meta.method,
+      url: meta.url,
+      cause: error,
+    });
   }
   const name = (error as { name?: unknown } | null)?.name;
   if (name === 'AbortError') return new AbortError({ method: meta.method, url: meta.url, cause: error });

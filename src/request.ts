@@ -40,6 +40,19 @@ export interface CallState {
   bodySent: boolean;
 }
 
+/**
+ * The time limit of one attempt, set by the retry/timeout middleware and enforced by the transport
+ * (natively on undici, with a timer and an abort signal on fetch): never an already-fired signal.
+ */
+export interface AttemptTimeout {
+  /** Milliseconds this attempt may take to receive headers, and to receive each part of the body. */
+  readonly ms: number;
+  /** Which limit this is: the per-attempt timeout, or what is left of the call's deadline. */
+  readonly kind: 'attempt' | 'total';
+  /** The configured limit, for the error message. */
+  readonly limit: number;
+}
+
 export interface HttpRequestInit {
   method?: string;
   url: string;
@@ -50,6 +63,7 @@ export interface HttpRequestInit {
   options?: CallOptions;
   events?: EventSink | undefined;
   state?: CallState;
+  timeout?: AttemptTimeout | undefined;
 }
 
 let sequence = 0;
@@ -78,6 +92,8 @@ export class HttpRequest {
   readonly options: CallOptions;
   readonly events: EventSink | undefined;
   readonly state: CallState;
+  /** This attempt's time limit; transports must honour it. */
+  readonly timeout: AttemptTimeout | undefined;
 
   constructor(init: HttpRequestInit) {
     this.method = init.method ?? 'GET';
@@ -89,6 +105,7 @@ export class HttpRequest {
     this.options = init.options ?? EMPTY_OPTIONS;
     this.events = init.events;
     this.state = init.state ?? { id: nextRequestId(), attempts: 0, generation: undefined, bodySent: false };
+    this.timeout = init.timeout;
   }
 
   /** A copy with some fields replaced; the call state is shared. */
@@ -103,6 +120,7 @@ export class HttpRequest {
       options: this.options,
       events: this.events,
       state: this.state,
+      timeout: this.timeout,
       ...changes,
     });
   }

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { Agent, type Dispatcher, ProxyAgent, request as undiciRequest } from 'undici';
 import { wireBody } from './body.js';
-import { ConfigError } from './errors.js';
+import { AbortError, ConfigError, TimeoutError } from './errors.js';
 import { toSluiceError } from './normalize.js';
 import type { HttpRequest } from './request.js';
 import { type BodySource, HttpResponse } from './response.js';
@@ -28,6 +28,9 @@ export interface UndiciTransportOptions {
   /** How long an idle keep-alive socket is kept, in ms. @default 4000 */
   keepAliveTimeout?: number;
 }
+
+/** Attempt limits shorter than this get a precise JS timer instead of undici's once-a-second ticks. */
+const PRECISE_BELOW_MS = 5000;
 
 /**
  * The default transport: `undici.request` on an Agent it owns, with keep-alive pooling.
@@ -73,24 +76,33 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
       headers.set('content-type', contentType);
     }
     if (body instanceof ReadableStream) body = Readable.fromWeb(body as import('node:stream/web').ReadableStream);
+    // undici's own header/body timers cost nothing per request but tick about once a second: they
+    // carry long limits (the 30 s default); a short limit gets a precise timer and an abort signal.
+    const plan = request.timeout;
+    const native = plan !== undefined && plan.ms >= PRECISE_BELOW_MS;
+    const { signal, done } = native ? { signal: request.signal, done: undefined } : attemptSignal(request);
     try {
       const response = await undiciRequest(request.url, {
         method: request.method as Dispatcher.HttpMethod,
         headers,
         body: body as NonNullable<Dispatcher.DispatchOptions['body']>,
-        signal: request.signal ?? null,
+        signal: signal ?? null,
         dispatcher,
+        ...(native ? { headersTimeout: plan.ms, bodyTimeout: plan.ms } : {}),
       });
-      return new HttpResponse({
+      const result = new HttpResponse({
         status: response.statusCode,
         headers: response.headers,
         url: request.url,
         body: response.body as unknown as BodySource,
         request,
-        signal: request.signal,
+        signal,
       });
+      if (done) result.onSettled(done);
+      return result;
     } catch (error) {
-      throw toSluiceError(error, request, request.signal);
+      done?.();
+      throw toSluiceError(error, request, signal);
     }
   }
 
@@ -98,6 +110,33 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
     send,
     close: async () => {
       if (!given) await dispatcher.close();
+    },
+  };
+}
+
+/**
+ * For transports without a native timeout (fetch, your own): an AbortSignal that fires with a
+ * `TimeoutError` when the request's time limit passes, or with `AbortError` when the caller aborts.
+ * Call `done()` once the response body has been read or dropped.
+ */
+export function attemptSignal(request: HttpRequest): { signal: AbortSignal | undefined; done: () => void } {
+  const plan = request.timeout;
+  const parent = request.signal;
+  if (!plan) return { signal: parent, done: () => {} };
+  const controller = new AbortController();
+  const timer = setTimeout(() => {
+    controller.abort(new TimeoutError(plan.kind, plan.limit, { method: request.method, url: request.url }));
+  }, plan.ms);
+  timer.unref();
+  const onAbort = () =>
+    controller.abort(new AbortError({ method: request.method, url: request.url, cause: parent?.reason }));
+  if (parent?.aborted) onAbort();
+  else parent?.addEventListener('abort', onAbort, { once: true });
+  return {
+    signal: controller.signal,
+    done: () => {
+      clearTimeout(timer);
+      parent?.removeEventListener('abort', onAbort);
     },
   };
 }
@@ -134,27 +173,31 @@ export function fetchTransport(options: FetchTransportOptions = {}): Transport {
     }
     let body = wire.body;
     if (body instanceof Readable) body = Readable.toWeb(body) as unknown as ReadableStream<Uint8Array>;
+    const { signal, done } = attemptSignal(request);
     try {
       const init: RequestInit & { duplex?: 'half' } = {
         method: request.method,
         headers,
         body: body as BodyInit | null,
         redirect: 'manual',
-        signal: request.signal ?? null,
+        signal: signal ?? null,
       };
       if (body instanceof ReadableStream) init.duplex = 'half';
       const response = await fetchFn(request.url, init);
-      return new HttpResponse({
+      const result = new HttpResponse({
         status: response.status,
         statusText: response.statusText,
         headers: response.headers,
         url: request.url,
         body: response.body ? fetchSource(response) : null,
         request,
-        signal: request.signal,
+        signal,
       });
+      result.onSettled(done);
+      return result;
     } catch (error) {
-      throw toSluiceError(error, request, request.signal);
+      done();
+      throw toSluiceError(error, request, signal);
     }
   }
 
