@@ -64,8 +64,17 @@ export function auth({ credential, origins }: AuthOptions): Middleware {
     };
   }
   const manager = credential;
-  const placementOf = (tokenType: string): Placement =>
-    manager.grant.placement ?? { header: 'authorization', scheme: tokenType };
+  const fixed = manager.grant.placement;
+  const byType = new Map<string, Placement>();
+  const placementOf = (tokenType: string): Placement => {
+    if (fixed) return fixed;
+    let placement = byType.get(tokenType);
+    if (!placement) {
+      placement = { header: 'authorization', scheme: tokenType };
+      byType.set(tokenType, placement);
+    }
+    return placement;
+  };
   return async function attachToken(request, next) {
     if (request.options.auth === false || !isAllowed(request.url)) return next(request);
     const tokens = manager.current() ?? (await manager.token(request.signal));

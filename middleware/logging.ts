@@ -12,11 +12,22 @@ export interface LoggingOptions {
 function describe(event: SluiceEvent): [level: keyof Logger, fields: object, message: string] {
   switch (event.type) {
     case 'attempt': {
-      const { error, ...rest } = event;
+      const { error } = event;
+      const durationMs = Math.round(event.durationMs);
+      const outcome = error ? error.code : event.status;
+      const fields = {
+        sluice: 'attempt',
+        requestId: event.requestId,
+        method: event.method,
+        url: event.url,
+        attempt: event.attempt,
+        status: event.status,
+        durationMs,
+        responseRequestId: event.responseRequestId,
+        code: error?.code,
+      };
       const failed = error !== undefined || (event.status ?? 0) >= 500;
-      const outcome = error ? error.code : String(event.status);
-      const fields = { ...rest, durationMs: Math.round(event.durationMs), ...(error ? { code: error.code } : {}) };
-      return [failed ? 'warn' : 'info', fields, `${event.method} ${event.url} ${outcome} ${fields.durationMs}ms`];
+      return [failed ? 'warn' : 'info', fields, `${event.method} ${event.url} ${outcome} ${durationMs}ms`];
     }
     case 'retry':
       return ['warn', event, `${event.method} ${event.url} retry in ${event.delayMs}ms (${event.reason})`];
@@ -40,7 +51,7 @@ function describe(event: SluiceEvent): [level: keyof Logger, fields: object, mes
 export function logEvents({ logger }: LoggingOptions): EventSink {
   return function logEvent(event) {
     const [level, fields, message] = describe(event);
-    logger[level]({ sluice: event.type, ...fields }, message);
+    logger[level](event.type === 'attempt' ? fields : { sluice: event.type, ...fields }, message);
   };
 }
 

@@ -215,7 +215,14 @@ export class SluiceClient {
     if (buffer !== undefined) callOptions.bufferBody = buffer;
     const call: CallSlot = { options: callOptions, context, response: undefined, state: undefined };
     const method = (options.method ?? 'GET').toUpperCase();
-    const meta: RequestMeta = { method, url: this.#describe(url) };
+    // Only errors need the resolved URL: work it out then, not on every call.
+    const base = this.#baseURL;
+    const meta: RequestMeta = {
+      method,
+      get url() {
+        return describeURL(url, base);
+      },
+    };
     const ofetchOptions: Record<string, unknown> = { ...rest, method, [CALL]: call };
     if (responseType === undefined || responseType === 'json') {
       ofetchOptions.parseResponse = (text: string) => decode(text, call.response, meta, responseType === 'json');
@@ -271,11 +278,11 @@ export class SluiceClient {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
 
-  #describe(url: string): string {
-    if (/^[a-z][a-z0-9+.-]*:/i.test(url) || this.#baseURL === undefined) return url;
-    return this.#baseURL.replace(/\/+$/, '') + '/' + url.replace(/^\/+/, '');
-  }
+function describeURL(url: string, baseURL: string | undefined): string {
+  if (/^[a-z][a-z0-9+.-]*:/i.test(url) || baseURL === undefined) return url;
+  return `${baseURL.replace(/\/+$/, '')}/${url.replace(/^\/+/, '')}`;
 }
 
 function decode(text: string, response: HttpResponse | undefined, meta: RequestMeta, forceJson: boolean): unknown {

@@ -22,21 +22,30 @@ export function instrument(send: Next): Next {
     const events = request.events;
     if (!events) return send(request);
     const started = performance.now();
-    const base = { requestId: request.state.id, method: request.method, url: redactUrl(request.url), attempt };
     try {
       const response = await send(request);
-      const responseRequestId = response.header('x-request-id') ?? undefined;
       events({
         type: 'attempt',
-        ...base,
+        requestId: request.state.id,
+        method: request.method,
+        url: redactUrl(request.url),
+        attempt,
         status: response.status,
         durationMs: performance.now() - started,
-        ...(responseRequestId ? { responseRequestId } : {}),
+        responseRequestId: response.header('x-request-id') ?? undefined,
       });
       return response;
     } catch (cause) {
       const error = toSluiceError(cause, request, request.signal);
-      events({ type: 'attempt', ...base, durationMs: performance.now() - started, error });
+      events({
+        type: 'attempt',
+        requestId: request.state.id,
+        method: request.method,
+        url: redactUrl(request.url),
+        attempt,
+        durationMs: performance.now() - started,
+        error,
+      });
       throw error;
     }
   };

@@ -30,7 +30,8 @@ export type SluiceEvent =
       status?: number;
       durationMs: number;
       error?: SluiceError;
-      responseRequestId?: string;
+      /** The server's `x-request-id`, when it sent one. */
+      responseRequestId?: string | undefined;
     })
   | (EventBase & { type: 'retry'; attempt: number; reason: string; delayMs: number })
   | (EventBase & { type: 'retry-skipped'; attempt: number; reason: string })
