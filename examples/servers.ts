@@ -19,6 +19,8 @@ export interface AuthServerOptions {
   users?: Record<string, string>;
   /** Milliseconds to wait before answering a token request. @default 0 */
   delay?: number;
+  /** Called with each token request's form before it is answered; may wait (tests inject delays here). */
+  onTokenRequest?: (form: URLSearchParams) => void | Promise<void>;
 }
 
 interface Issued {
@@ -77,7 +79,7 @@ export async function startAuthServer(options: AuthServerOptions = {}) {
     users = { alice: 'wonderland' },
     delay = 0,
   } = options;
-  const counts = { token: 0, refresh: 0, reuse: 0, rejected: 0, login: 0 };
+  const counts = { token: 0, refresh: 0, reuse: 0, rejected: 0, login: 0, received: 0 };
   const access = new Map<string, Issued>();
   const refresh = new Map<string, { family: string; used: boolean; scope: string }>();
   const revokedFamilies = new Set<string>();
@@ -143,6 +145,8 @@ export async function startAuthServer(options: AuthServerOptions = {}) {
       return;
     }
     const form = new URLSearchParams(body.toString());
+    counts.received++;
+    await options.onTokenRequest?.(form);
     const grant = form.get('grant_type');
     const client = clientOf(request, form);
     if (!client) {

@@ -86,6 +86,10 @@ export class HttpError extends SluiceError {
     this.headers = details.headers;
     this.body = details.body;
     this.requestId = requestIdOf(details.headers);
+    // Loggers that copy an error's own fields (pino's serializer does) must not pick up Set-Cookie
+    // headers or a body that echoes what was sent: both stay readable, but not enumerable.
+    Object.defineProperty(this, 'headers', { enumerable: false });
+    Object.defineProperty(this, 'body', { enumerable: false });
   }
 
   protected override extraJSON(): Record<string, unknown> {
@@ -237,15 +241,43 @@ export class StoreUnavailableError extends SluiceError {
 }
 
 /** True for any Sluice error, also one thrown by another copy of the package. */
+const ERROR_NAMES = new Set([
+  'SluiceError',
+  'HttpError',
+  'BadRequestError',
+  'UnauthorizedError',
+  'ForbiddenError',
+  'NotFoundError',
+  'ConflictError',
+  'RateLimitError',
+  'ServerError',
+  'ServiceUnavailableError',
+  'NetworkError',
+  'TimeoutError',
+  'AbortError',
+  'ParseError',
+  'AuthError',
+  'ConfigError',
+  'BodyNotReplayableError',
+  'StoreUnavailableError',
+]);
+
+/** True for any Sluice error, also one thrown by another copy of the package (matched on name and shape). */
 export function isSluiceError(error: unknown): error is SluiceError {
+  if (error instanceof SluiceError) return true;
   return (
-    error instanceof SluiceError ||
-    (error instanceof Error && typeof (error as { code?: unknown }).code === 'string' && 'retryable' in error)
+    error instanceof Error &&
+    ERROR_NAMES.has(error.name) &&
+    typeof (error as { code?: unknown }).code === 'string' &&
+    typeof (error as { retryable?: unknown }).retryable === 'boolean'
   );
 }
 
 export function isHttpError(error: unknown): error is HttpError {
-  return error instanceof HttpError || (isSluiceError(error) && 'status' in error && 'headers' in error);
+  return (
+    error instanceof HttpError ||
+    (isSluiceError(error) && typeof (error as { status?: unknown }).status === 'number' && 'headers' in error)
+  );
 }
 
 const STATUS_CLASSES: Record<number, typeof HttpError> = {
