@@ -77,4 +77,18 @@ describe('one token per burst, against real local servers', () => {
     expect(api.counts.requests - seen).toBe(2);
     expect(auth.counts.token).toBe(2);
   });
+
+  it('10,000 requests with a valid token make no store read per request', async () => {
+    const api1 = client();
+    await api1.get('items/warmup');
+    const manager = api1.auth!.managers[0]!;
+    const readsAfterStart = manager.storeReads;
+    expect(readsAfterStart).toBeGreaterThan(0);
+    for (let batch = 0; batch < 100; batch++) {
+      await Promise.all(Array.from({ length: 100 }, (_, i) => api1.get(`items/${batch}-${i}`)));
+    }
+    expect(api.counts.ok).toBe(10_001);
+    expect(manager.storeReads).toBe(readsAfterStart);
+    expect(auth.counts.token).toBe(1);
+  });
 });
