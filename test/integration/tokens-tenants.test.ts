@@ -1,0 +1,88 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ApiServer, type AuthServer, startApiServer, startAuthServer } from '../../examples/servers.js';
+import { clientCredentials, createClient, type Lock, type TokenStore } from '../../src/index.js';
+
+/** One store shared by two clients: what matters here is that keys never collide. */
+function sharedMemory(): { store: TokenStore; lock: Lock; keys: () => string[]; values: () => string } {
+  const map = new Map<string, unknown>();
+  const store: TokenStore = {
+    shared: false,
+    get: async (key) => map.get(key),
+    set: async (key, value) => {
+      map.set(key, structuredClone(value));
+    },
+    delete: async (key) => {
+      map.delete(key);
+    },
+  };
+  let tail = Promise.resolve();
+  const lock: Lock = {
+    shared: false,
+    async acquire(key) {
+      let release!: () => void;
+      const previous = tail;
+      tail = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      await previous;
+      return { key, owner: 'test', isHeld: async () => true, release: async () => release() };
+    },
+  };
+  return { store, lock, keys: () => [...map.keys()], values: () => JSON.stringify([...map.values()]) };
+}
+
+let auth: AuthServer;
+let api: ApiServer;
+beforeAll(async () => {
+  auth = await startAuthServer();
+  api = await startApiServer({ auth });
+});
+afterAll(async () => {
+  await api.close();
+  await auth.close();
+});
+
+describe('clients sharing one store', () => {
+  it('different tenants and scopes never receive each other’s token', async () => {
+    const memory = sharedMemory();
+    const make = (scope: string, tenant: string) =>
+      createClient({
+        baseURL: api.url,
+        auth: {
+          grant: clientCredentials({
+            tokenURL: auth.tokenURL,
+            clientId: 'app',
+            clientSecret: 'app-secret',
+            scope,
+            tenant,
+          }),
+          store: memory.store,
+          lock: memory.lock,
+        },
+      });
+    const a = make('orders', 'tenant-a');
+    const b = make('billing', 'tenant-b');
+    const c = make('orders', 'tenant-c');
+    const [scopeA, scopeB, scopeC] = await Promise.all([
+      a.get<{ scope: string }>('whoami'),
+      b.get<{ scope: string }>('whoami'),
+      c.get<{ scope: string }>('whoami'),
+    ]);
+    expect(scopeA.scope).toBe('orders');
+    expect(scopeB.scope).toBe('billing');
+    expect(scopeC.scope).toBe('orders');
+    const tokens = await Promise.all([a, b, c].map((client) => client.auth!.token()));
+    expect(new Set(tokens.map((tokens) => tokens.accessToken)).size).toBe(3);
+    expect(new Set(memory.keys()).size).toBe(3);
+    expect(auth.counts.token).toBe(3);
+    // No secret and no raw identity in any key.
+    for (const key of memory.keys()) {
+      expect(key).not.toMatch(/app-secret|tenant|orders|billing|at_/);
+    }
+    // A fourth client with the same identity as `a` shares a's token instead of asking for one.
+    const a2 = make('orders', 'tenant-a');
+    expect((await a2.auth!.token()).accessToken).toBe(tokens[0]!.accessToken);
+    expect(auth.counts.token).toBe(3);
+    await Promise.all([a, b, c, a2].map((client) => client.close()));
+  });
+});
