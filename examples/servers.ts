@@ -201,6 +201,10 @@ export async function startAuthServer(options: AuthServerOptions = {}) {
         return undefined;
       return issued;
     },
+    /** Every access and refresh token issued so far: for tests that search output for secrets. */
+    issued(): string[] {
+      return [...access.keys(), ...refresh.keys()];
+    },
     /** Revokes every access token issued so far (refresh tokens stay valid). */
     revokeAll(): void {
       for (const issued of access.values()) issued.revoked = true;
