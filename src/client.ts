@@ -178,7 +178,8 @@ export class SluiceClient {
         headers: init.headers as Headers,
         body,
         signal: init.signal ?? undefined,
-        ...(call ? { options: call.options, ...(call.context ? { context: call.context } : {}) } : {}),
+        options: call?.options,
+        context: call?.context,
         events: events(),
       });
       if (call) call.state = request.state;
@@ -201,73 +202,74 @@ export class SluiceClient {
 
   /** Any method; resolves to the parsed body. */
   async request<T = unknown>(url: string, options: RequestOptions = {}): Promise<T> {
-    return (await this.raw<T>(url, options)).data;
+    return (await this.#send(url, options, options.method)).view._data as T;
   }
 
   /** Any method; resolves to status, headers and the parsed body. */
   async raw<T = unknown>(url: string, options: RequestOptions = {}): Promise<SluiceResponse<T>> {
-    const { timeout, deadline, retry, context, auth, bufferBody: buffer, responseType, ...rest } = options;
-    const callOptions: CallOptions = {};
-    if (timeout !== undefined) callOptions.timeout = timeout;
-    if (deadline !== undefined) callOptions.deadline = deadline;
-    if (retry !== undefined) callOptions.retry = retry === false ? 0 : retry;
-    if (auth !== undefined) callOptions.auth = auth;
-    if (buffer !== undefined) callOptions.bufferBody = buffer;
-    const call: CallSlot = { options: callOptions, context, response: undefined, state: undefined };
-    const method = (options.method ?? 'GET').toUpperCase();
-    // Only errors need the resolved URL: work it out then, not on every call.
-    const base = this.#baseURL;
-    const meta: RequestMeta = {
-      method,
-      get url() {
-        return describeURL(url, base);
-      },
+    const { view } = await this.#send(url, options, options.method);
+    return new RawResponse<T>(view.response, view._data as T);
+  }
+
+  get<T = unknown>(url: string, options: Omit<RequestOptions, 'method' | 'body'> = {}): Promise<T> {
+    return this.#data<T>(url, options, 'GET');
+  }
+  delete<T = unknown>(url: string, options: Omit<RequestOptions, 'method'> = {}): Promise<T> {
+    return this.#data<T>(url, options, 'DELETE');
+  }
+  post<T = unknown>(url: string, body?: unknown, options: Omit<RequestOptions, 'method' | 'body'> = {}): Promise<T> {
+    return this.#data<T>(url, options, 'POST', body);
+  }
+  put<T = unknown>(url: string, body?: unknown, options: Omit<RequestOptions, 'method' | 'body'> = {}): Promise<T> {
+    return this.#data<T>(url, options, 'PUT', body);
+  }
+  patch<T = unknown>(url: string, body?: unknown, options: Omit<RequestOptions, 'method' | 'body'> = {}): Promise<T> {
+    return this.#data<T>(url, options, 'PATCH', body);
+  }
+  /** HEAD: resolves to status and headers. */
+  async head(url: string, options: Omit<RequestOptions, 'method' | 'body'> = {}): Promise<SluiceResponse<undefined>> {
+    const { view } = await this.#send(url, options, 'HEAD');
+    return new RawResponse<undefined>(view.response, undefined);
+  }
+
+  async #data<T>(url: string, options: RequestOptions, method: string, body?: unknown): Promise<T> {
+    return (await this.#send(url, options, method, body)).view._data as T;
+  }
+
+  async #send(
+    url: string,
+    options: RequestOptions,
+    method = 'GET',
+    body = options.body,
+  ): Promise<{ view: OfetchResponse }> {
+    const { responseType } = options;
+    const call: CallSlot = {
+      options: callOptionsOf(options),
+      context: options.context,
+      response: undefined,
+      state: undefined,
     };
-    const ofetchOptions: Record<string, unknown> = { ...rest, method, [CALL]: call };
+    const meta = new CallMeta(method.toUpperCase(), url, this.#baseURL);
+    const ofetchOptions: FetchOptions & { [CALL]?: CallSlot } = { method: meta.method };
+    if (options.query !== undefined) ofetchOptions.query = options.query;
+    if (options.headers !== undefined) ofetchOptions.headers = options.headers;
+    if (body !== undefined) ofetchOptions.body = body as FetchOptions['body'];
+    if (options.signal !== undefined) ofetchOptions.signal = options.signal;
+    ofetchOptions[CALL] = call;
     if (responseType === undefined || responseType === 'json') {
       ofetchOptions.parseResponse = (text: string) => decode(text, call.response, meta, responseType === 'json');
     } else {
-      ofetchOptions.responseType = responseType;
+      ofetchOptions.responseType = responseType as 'json';
     }
     try {
-      const response = (await this.#ofetch.raw(url, ofetchOptions as FetchOptions)) as unknown as OfetchResponse;
-      const { response: res } = response;
-      return {
-        status: res.status,
-        statusText: res.statusText,
-        get headers() {
-          return res.headers;
-        },
-        url: res.url,
-        ok: res.ok,
-        data: response._data as T,
-      };
+      const view = (await this.#ofetch.raw(url, ofetchOptions)) as unknown as OfetchResponse;
+      return { view };
     } catch (error) {
       const failure = unwrap(error, meta, call.response);
       const attempts = call.state?.attempts ?? 0;
       if (failure.attempts < attempts) failure.attempts = attempts;
       throw failure;
     }
-  }
-
-  get<T = unknown>(url: string, options?: Omit<RequestOptions, 'method' | 'body'>): Promise<T> {
-    return this.request<T>(url, { ...options, method: 'GET' });
-  }
-  delete<T = unknown>(url: string, options?: Omit<RequestOptions, 'method'>): Promise<T> {
-    return this.request<T>(url, { ...options, method: 'DELETE' });
-  }
-  post<T = unknown>(url: string, body?: unknown, options?: Omit<RequestOptions, 'method' | 'body'>): Promise<T> {
-    return this.request<T>(url, { ...options, method: 'POST', body });
-  }
-  put<T = unknown>(url: string, body?: unknown, options?: Omit<RequestOptions, 'method' | 'body'>): Promise<T> {
-    return this.request<T>(url, { ...options, method: 'PUT', body });
-  }
-  patch<T = unknown>(url: string, body?: unknown, options?: Omit<RequestOptions, 'method' | 'body'>): Promise<T> {
-    return this.request<T>(url, { ...options, method: 'PATCH', body });
-  }
-  /** HEAD: resolves to status and headers. */
-  head(url: string, options?: Omit<RequestOptions, 'method' | 'body'>): Promise<SluiceResponse<undefined>> {
-    return this.raw<undefined>(url, { ...options, method: 'HEAD' });
   }
 
   /** Closes pooled connections. */
@@ -278,6 +280,63 @@ export class SluiceClient {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** The request as errors name it; the resolved URL is only worked out when an error needs it. */
+class CallMeta implements RequestMeta {
+  readonly method: string;
+  readonly #url: string;
+  readonly #base: string | undefined;
+  constructor(method: string, url: string, base: string | undefined) {
+    this.method = method;
+    this.#url = url;
+    this.#base = base;
+  }
+  get url(): string {
+    return describeURL(this.#url, this.#base);
+  }
+}
+
+class RawResponse<T> implements SluiceResponse<T> {
+  readonly status: number;
+  readonly statusText: string;
+  readonly url: string;
+  readonly ok: boolean;
+  readonly data: T;
+  readonly #response: HttpResponse;
+  constructor(response: HttpResponse, data: T) {
+    this.#response = response;
+    this.status = response.status;
+    this.statusText = response.statusText;
+    this.url = response.url;
+    this.ok = response.ok;
+    this.data = data;
+  }
+  get headers(): Headers {
+    return this.#response.headers;
+  }
+}
+
+const NO_OPTIONS: CallOptions = Object.freeze({});
+
+function callOptionsOf(options: RequestOptions): CallOptions {
+  const { timeout, deadline, retry, auth, bufferBody } = options;
+  if (
+    timeout === undefined &&
+    deadline === undefined &&
+    retry === undefined &&
+    auth === undefined &&
+    bufferBody === undefined
+  ) {
+    return NO_OPTIONS;
+  }
+  const call: CallOptions = {};
+  if (timeout !== undefined) call.timeout = timeout;
+  if (deadline !== undefined) call.deadline = deadline;
+  if (retry !== undefined) call.retry = retry === false ? 0 : retry;
+  if (auth !== undefined) call.auth = auth;
+  if (bufferBody !== undefined) call.bufferBody = bufferBody;
+  return call;
 }
 
 function describeURL(url: string, baseURL: string | undefined): string {

@@ -59,8 +59,8 @@ export interface HttpRequestInit {
   headers?: Headers;
   body?: RequestBody;
   signal?: AbortSignal | undefined;
-  context?: Record<string, unknown>;
-  options?: CallOptions;
+  context?: Record<string, unknown> | undefined;
+  options?: CallOptions | undefined;
   events?: EventSink | undefined;
   state?: CallState;
   timeout?: AttemptTimeout | undefined;
