@@ -1,11 +1,15 @@
-// The one place in src/ that imports middleware/: it assembles the default chain from options.
+// The one place in src/ that imports middleware/ and stores/: it assembles the default chain from options.
+import Keyv from 'keyv';
 import { errors } from '../middleware/errors.js';
 import { logEvents, logging } from '../middleware/logging.js';
 import { redirects } from '../middleware/redirects.js';
 import { type RetryOptions, retry } from '../middleware/retry.js';
+import { keyvTokenStore } from '../stores/keyv.js';
+import { memoryLock } from '../stores/memory-lock.js';
 import { type AuthControl, type AuthOptions, buildAuthLayers } from './auth-setup.js';
 import { compose, instrument } from './compose.js';
 import { ConfigError } from './errors.js';
+import type { TokenStore } from './store.js';
 import { fetchTransport, type TlsOptions, undiciTransport } from './transport.js';
 import type { EventSink, Logger, Middleware, Next, SluiceEvent, Transport } from './types.js';
 
@@ -115,7 +119,7 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
   const events = () => (listeners.length > 0 ? hub : undefined);
   const transport = pickTransport(options);
   const authLayers = options.auth
-    ? buildAuthLayers(options.auth, parts.baseURL, transport, events, { store: defaultStore, lock: defaultLock })
+    ? buildAuthLayers(options.auth, parts.baseURL, transport, events, { store: defaultStore, lock: memoryLock })
     : undefined;
   const defaults: Middleware[] = [];
   if (options.logger) {
@@ -169,40 +173,7 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
   };
 }
 
-// Interim process-memory defaults; replaced by stores/ (in-memory Keyv and the in-process lock).
-function defaultStore(): import('./store.js').TokenStore {
-  const map = new Map<string, { value: unknown; until: number }>();
-  return {
-    shared: false,
-    async get(key) {
-      const entry = map.get(key);
-      if (!entry || entry.until < Date.now()) return undefined;
-      return entry.value;
-    },
-    async set(key, value, ttlMs) {
-      map.set(key, { value, until: Date.now() + ttlMs });
-    },
-    async delete(key) {
-      map.delete(key);
-    },
-  };
-}
-function defaultLock(): import('./store.js').Lock {
-  const tails = new Map<string, Promise<void>>();
-  return {
-    shared: false,
-    async acquire(key) {
-      const previous = tails.get(key) ?? Promise.resolve();
-      let release!: () => void;
-      const mine = new Promise<void>((resolve) => {
-        release = resolve;
-      });
-      tails.set(
-        key,
-        previous.then(() => mine),
-      );
-      await previous;
-      return { key, owner: 'local', isHeld: async () => true, release: async () => release() };
-    },
-  };
+/** The default store: an in-memory Keyv, with the same error and timeout handling as shared ones. */
+function defaultStore(): TokenStore {
+  return keyvTokenStore(new Keyv(), { shared: false });
 }

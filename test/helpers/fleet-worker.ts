@@ -1,0 +1,108 @@
+/**
+ * One worker process of a fleet test: `loops` concurrent request loops through one Sluice client whose
+ * token lives in a shared store. Started by test/helpers/fleet.ts with a job in argv; says `ready` after
+ * its first good response, stops on `stop` (or after `maxSeconds`), and reports its counts over IPC.
+ */
+import { clientCredentials, createClient, passwordGrant, type SluiceEvent } from '../../src/index.js';
+import { postgresTokenStore, redisTokenStore } from '../../stores/index.js';
+
+export interface FleetJob {
+  id: number;
+  apiURL: string;
+  tokenURL: string;
+  engine: 'redis' | 'postgres';
+  storeURL: string;
+  namespace: string;
+  loops: number;
+  maxSeconds: number;
+  grant: 'client_credentials' | 'password';
+  skew?: number;
+  jitter?: number;
+  lockTtl?: number;
+  lockWait?: number;
+}
+
+export interface FleetReport {
+  id: number;
+  ok: number;
+  failed: number;
+  errors: string[];
+  storeReads: number;
+  warnings: number;
+  events: Record<string, number>;
+}
+
+const job = JSON.parse(process.argv[2] ?? '{}') as FleetJob;
+const shared =
+  job.engine === 'redis'
+    ? redisTokenStore(job.storeURL, { namespace: job.namespace })
+    : postgresTokenStore(job.storeURL, { namespace: job.namespace });
+const grant =
+  job.grant === 'password'
+    ? passwordGrant({
+        tokenURL: job.tokenURL,
+        clientId: 'app',
+        clientSecret: 'app-secret',
+        username: 'alice',
+        password: 'wonderland',
+        extraParams: { worker: String(job.id) },
+      })
+    : clientCredentials({
+        tokenURL: job.tokenURL,
+        clientId: 'app',
+        clientSecret: 'app-secret',
+        extraParams: { worker: String(job.id) },
+      });
+const report: FleetReport = { id: job.id, ok: 0, failed: 0, errors: [], storeReads: 0, warnings: 0, events: {} };
+const client = createClient({
+  baseURL: job.apiURL,
+  timeout: 20_000,
+  retry: { limit: 2, baseDelay: 20 },
+  auth: {
+    grant,
+    store: shared.store,
+    lock: shared.lock,
+    ...(job.skew !== undefined ? { skew: job.skew } : {}),
+    ...(job.jitter !== undefined ? { jitter: job.jitter } : {}),
+    ...(job.lockTtl !== undefined ? { lockTtl: job.lockTtl } : {}),
+    ...(job.lockWait !== undefined ? { lockWait: job.lockWait } : {}),
+  },
+  onEvent: (event: SluiceEvent) => {
+    if (event.type !== 'token') return;
+    report.events[event.action] = (report.events[event.action] ?? 0) + 1;
+    if (event.action === 'store-unavailable') report.warnings++;
+  },
+});
+
+let running = true;
+let announced = false;
+process.on('message', (message) => {
+  if (message === 'stop') running = false;
+});
+const hardStop = setTimeout(() => {
+  running = false;
+}, job.maxSeconds * 1000);
+
+await Promise.all(
+  Array.from({ length: job.loops }, async (_, loop) => {
+    for (let i = 0; running; i++) {
+      try {
+        await client.get(`items/${job.id}-${loop}-${i}`);
+        report.ok++;
+        if (!announced) {
+          announced = true;
+          process.send?.('ready');
+        }
+      } catch (error) {
+        report.failed++;
+        if (report.errors.length < 10) report.errors.push(`${(error as Error).name}: ${(error as Error).message}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+  }),
+);
+clearTimeout(hardStop);
+report.storeReads = client.auth?.managers.reduce((sum, manager) => sum + manager.storeReads, 0) ?? 0;
+await client.close();
+await shared.close();
+process.send?.({ report }, () => process.exit(0));

@@ -1,0 +1,68 @@
+/**
+ * Many processes, one token: 8 forked workers x 50 concurrent loops sharing a Redis (or PostgreSQL)
+ * store, against a real local auth server and API. The servers count; the tests assert.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { startApiServer, startAuthServer } from '../../examples/servers.js';
+import { startFleet } from '../helpers/fleet.js';
+import type { FleetJob } from '../helpers/fleet-worker.js';
+
+const REDIS = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const POSTGRES = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const closers: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function revocationRun(engine: 'redis' | 'postgres', storeURL: string) {
+  const auth = await startAuthServer({ refreshTokens: true, reuseDetection: true });
+  const api = await startApiServer({ auth });
+  closers.push(auth.close, api.close);
+  const namespace = `fleet-${engine}-${process.pid}-${Date.now()}`;
+  const jobs: FleetJob[] = Array.from({ length: 8 }, (_, id) => ({
+    id,
+    apiURL: api.url,
+    tokenURL: auth.tokenURL,
+    engine,
+    storeURL,
+    namespace,
+    loops: 50,
+    maxSeconds: 40,
+    grant: 'password',
+  }));
+  const fleet = startFleet(jobs);
+  closers.push(async () => {
+    for (const worker of fleet.workers) if (worker.exitCode === null) worker.kill('SIGKILL');
+  });
+  await fleet.ready;
+  const tokensBefore = auth.counts.token;
+  await sleep(300);
+  auth.revokeAll();
+  await sleep(1500);
+  const reports = await fleet.stop();
+  return { auth, api, reports, tokensBefore };
+}
+
+describe('one token across processes', () => {
+  it('Redis: 8 processes x 50 loops, a revocation mid-run -> exactly 1 token request, 0 failures, 0 reuse', async () => {
+    const { auth, api, reports, tokensBefore } = await revocationRun('redis', REDIS);
+    expect(reports).toHaveLength(8);
+    expect(reports.flatMap((report) => report.errors)).toEqual([]);
+    expect(reports.reduce((sum, report) => sum + report.failed, 0)).toBe(0);
+    expect(tokensBefore).toBe(1);
+    expect(auth.counts.token - tokensBefore).toBe(1);
+    expect(auth.counts.reuse).toBe(0);
+    expect(api.counts.unauthorized).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('PostgreSQL: the same fleet and revocation -> exactly 1 token request, 0 failures, 0 reuse', async () => {
+    const { auth, reports, tokensBefore } = await revocationRun('postgres', POSTGRES);
+    expect(reports).toHaveLength(8);
+    expect(reports.flatMap((report) => report.errors)).toEqual([]);
+    expect(tokensBefore).toBe(1);
+    expect(auth.counts.token - tokensBefore).toBe(1);
+    expect(auth.counts.reuse).toBe(0);
+  }, 60_000);
+});
