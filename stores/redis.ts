@@ -1,6 +1,6 @@
 import KeyvRedis, { createClient } from '@keyv/redis';
 import Keyv from 'keyv';
-import { ConfigError } from '../src/errors.js';
+import { ConfigError, StoreUnavailableError } from '../src/errors.js';
 import type { Lock, TokenStore } from '../src/store.js';
 import { type KeyvTokenStoreOptions, keyvTokenStore } from './keyv.js';
 import { type RedisLockOptions, redisLock } from './redis-lock.js';
@@ -35,25 +35,40 @@ export function redisTokenStore(url: string, options: RedisTokenStoreOptions = {
     throw new ConfigError('redisTokenStore: url must look like redis://host:6379');
   }
   const socket = { connectTimeout: Math.max(timeoutMs, 1000), reconnectStrategy };
-  const adapter = new KeyvRedis(
-    { url, socket, disableOfflineQueue: true },
-    { namespace, throwOnErrors: true, throwOnConnectError: true, connectionTimeout: timeoutMs },
-  );
+  // One connection for tokens and lock. It is opened once, here, and every call waits for it (within
+  // its deadline): concurrent first calls must not each try to open it.
+  const client = createClient({ url, socket, disableOfflineQueue: true });
+  client.on('error', () => {});
+  const opening = client.connect().catch(() => undefined);
+  opening.catch(() => {});
+  const connected = () =>
+    bounded('redis connect', timeoutMs, async () => {
+      await opening;
+      if (!client.isReady) throw new StoreUnavailableError('redis is not connected');
+    });
+  const adapter = new KeyvRedis(client, { namespace, throwOnErrors: true, throwOnConnectError: true });
   const keyv = new Keyv({ store: adapter, namespace, useKeyPrefix: false });
-  const store = keyvTokenStore(keyv, { ...options, shared: true });
-
-  const lockClient = createClient({ url, socket, disableOfflineQueue: true });
-  lockClient.on('error', () => {});
-  let connecting: Promise<unknown> | undefined;
-  const connected = () => {
-    if (!lockClient.isOpen) connecting ??= lockClient.connect().finally(() => (connecting = undefined));
-    return connecting ?? Promise.resolve();
+  const inner = keyvTokenStore(keyv, { ...options, shared: true });
+  const store: TokenStore = {
+    shared: true,
+    async get(key) {
+      await connected();
+      return inner.get(key);
+    },
+    async set(key, value, ttl) {
+      await connected();
+      return inner.set(key, value, ttl);
+    },
+    async delete(key) {
+      await connected();
+      return inner.delete(key);
+    },
   };
   const lock = redisLock(
     {
       sendCommand: async (args) => {
-        await bounded('redis lock connect', timeoutMs, connected);
-        return lockClient.sendCommand(args);
+        await connected();
+        return client.sendCommand(args);
       },
     },
     { ...options, prefix: `${namespace}:lock:` },
@@ -62,8 +77,8 @@ export function redisTokenStore(url: string, options: RedisTokenStoreOptions = {
     store,
     lock,
     async close() {
-      await store.close?.();
-      if (lockClient.isOpen) await lockClient.close().catch(() => {});
+      await opening;
+      if (client.isOpen) await client.close().catch(() => {});
     },
   };
 }
