@@ -15,9 +15,9 @@ export interface TokenManagerOptions {
   /** Refresh-token requests: retried only when surely not sent, so a refresh token is never sent twice. */
   refreshFetch?: TokenFetch;
   events?: () => EventSink | undefined;
-  /** Refresh this long before expiry, in ms (at most a quarter of the token's lifetime). @default 60000 */
+  /** Refresh this long before expiry, in ms (at most a fifth of the token's lifetime). @default 60000 */
   skew?: number;
-  /** Up to this much extra skew, at random per token and process, so processes do not refresh at once. @default 30000 */
+  /** Up to this much extra skew (at most a tenth of the lifetime), at random per token and process. @default 30000 */
   jitter?: number;
   /** Lifetime assumed when a token response has no `expires_in`, in ms. @default 3600000 */
   defaultLifetime?: number;
@@ -363,7 +363,9 @@ export class TokenManager {
     const previous = this.#memory;
     const now = this.#o.now();
     const lifetime = Math.max(0, tokens.expiresAt - now);
-    const window = Math.min(this.#o.skew + this.#o.random() * this.#o.jitter, lifetime / 4);
+    // Short-lived tokens scale both down, so that a 5-second token is not refreshed all the time and
+    // processes still spread their refreshes out.
+    const window = Math.min(this.#o.skew, lifetime * 0.2) + this.#o.random() * Math.min(this.#o.jitter, lifetime * 0.1);
     this.#memory = tokens;
     this.#refreshAt = tokens.expiresAt - window;
     if (previous?.generation !== tokens.generation || previous.accessToken !== tokens.accessToken) {
