@@ -35,6 +35,11 @@ export interface AuthOptions {
   lockWait?: number;
   /** Largest token response accepted, in bytes. @default 65536 */
   maxTokenResponseBytes?: number;
+  /**
+   * Called when the client closes: `auth: { grant, ...redisTokenStore(url) }` hands the store's
+   * connections to the client this way. Pass `{ store, lock }` alone to share one store among clients.
+   */
+  close?: () => Promise<void>;
 }
 
 /** What `api.auth` offers. */
@@ -69,6 +74,7 @@ const AUTH_KEYS = new Set([
   'lockTtl',
   'lockWait',
   'maxTokenResponseBytes',
+  'close',
 ]);
 
 export interface AuthDefaults {
@@ -107,6 +113,7 @@ export function buildAuthLayers(
     const store = layer.store ?? defaults.store();
     const lock = layer.lock ?? defaults.lock();
     if (!layer.store) owned.push(store);
+    if (layer.close) owned.push({ close: layer.close });
     if (store.shared && !lock.shared) {
       throw new ConfigError('a shared token store needs a shared lock (e.g. redisTokenStore(url) gives both)');
     }

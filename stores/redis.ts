@@ -77,8 +77,9 @@ export function redisTokenStore(url: string, options: RedisTokenStoreOptions = {
     store,
     lock,
     async close() {
-      await opening;
-      if (client.isOpen) await client.close().catch(() => {});
+      // A client still trying to connect is dropped at once; a connected one finishes what it sent.
+      if (client.isReady) await client.close().catch(() => {});
+      else if (client.isOpen) client.destroy();
     },
   };
 }

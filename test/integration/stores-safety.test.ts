@@ -1,0 +1,260 @@
+/** Secrets at rest, corrupt entries, unreachable stores, and the rules that protect rotating refresh tokens. */
+import { createClient as createRedis } from '@keyv/redis';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ApiServer, type AuthServer, startApiServer, startAuthServer } from '../../examples/servers.js';
+import {
+  clientCredentials,
+  createClient,
+  type Lock,
+  passwordGrant,
+  refreshTokenGrant,
+  type SluiceEvent,
+  StoreUnavailableError,
+  tokenKey,
+} from '../../src/index.js';
+import { postgresTokenStore, redisTokenStore } from '../../stores/index.js';
+import { needs, POSTGRES_URL, REDIS_URL } from '../helpers/services.js';
+
+const redis = await needs('redis');
+const postgres = await needs('postgres');
+let auth: AuthServer;
+let api: ApiServer;
+beforeAll(async () => {
+  auth = await startAuthServer({
+    refreshTokens: true,
+    clients: { app: 'client-secret-value' },
+    users: { alice: 'password-value' },
+  });
+  api = await startApiServer({ auth });
+});
+afterAll(async () => {
+  await api.close();
+  await auth.close();
+});
+
+const grant = (scope: string) =>
+  passwordGrant({
+    tokenURL: auth.tokenURL,
+    clientId: 'app',
+    clientSecret: 'client-secret-value',
+    username: 'alice',
+    password: 'password-value',
+    scope,
+  });
+
+describe.runIf(redis)('Redis at rest', () => {
+  it('with encryption on, a raw read finds no token; key names hold no secret in any mode', async () => {
+    const namespace = `rest-${process.pid}-${Date.now()}`;
+    const raw = createRedis({ url: REDIS_URL });
+    await raw.connect();
+    try {
+      for (const encryptionKey of ['a-long-passphrase', undefined]) {
+        const shared = redisTokenStore(REDIS_URL, { namespace, ...(encryptionKey ? { encryptionKey } : {}) });
+        const client = createClient({
+          baseURL: api.url,
+          auth: { grant: grant(`scope-${encryptionKey ?? 'plain'}`), ...shared },
+        });
+        await client.get('items/1');
+        const tokens = await client.auth!.token();
+        const keys = await raw.keys(`${namespace}*`);
+        expect(keys.length).toBeGreaterThan(0);
+        for (const key of keys) expect(key).not.toMatch(/client-secret|password|alice|at_|rt_/);
+        const values = (
+          await Promise.all(keys.filter((key) => !key.includes(':lock:')).map((key) => raw.get(key)))
+        ).join('\n');
+        if (encryptionKey) {
+          expect(values).not.toContain(tokens.accessToken);
+          expect(values).not.toContain(tokens.refreshToken!);
+          expect(values).toContain('A256GCM');
+        } else {
+          // Without encryption the entry is readable: the control that the raw read sees the real data.
+          expect(values).toContain(tokens.accessToken);
+        }
+        await client.close();
+        await shared.close();
+        await raw.del(keys);
+      }
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('a corrupt or foreign entry is ignored, reported and replaced', async () => {
+    const namespace = `corrupt-${process.pid}-${Date.now()}`;
+    const shared = redisTokenStore(REDIS_URL, { namespace });
+    const events: SluiceEvent[] = [];
+    const theGrant = grant('corrupt');
+    await shared.store.set(tokenKey(theGrant), { v: 99, accessToken: 'garbage\n', generation: 'x' }, 60_000);
+    const before = auth.counts.token;
+    const client = createClient({
+      baseURL: api.url,
+      auth: { grant: theGrant, ...shared },
+      onEvent: (event) => events.push(event),
+    });
+    await client.get('items/1');
+    expect(events.some((event) => event.type === 'token' && event.action === 'store-entry-ignored')).toBe(true);
+    expect(auth.counts.token).toBe(before + 1);
+    const replaced = (await shared.store.get(tokenKey(theGrant))) as { v: number; generation: number };
+    expect(replaced.v).toBe(1);
+    expect(replaced.generation).toBeGreaterThanOrEqual(1);
+    await client.close();
+    await shared.close();
+  });
+
+  it('an encrypted entry tampered with is rejected and replaced', async () => {
+    const namespace = `tamper-${process.pid}-${Date.now()}`;
+    const shared = redisTokenStore(REDIS_URL, { namespace, encryptionKey: 'key-one' });
+    const theGrant = grant('tamper');
+    const first = createClient({ baseURL: api.url, auth: { grant: theGrant, store: shared.store, lock: shared.lock } });
+    const original = await first.auth!.token();
+    await first.close();
+    const raw = createRedis({ url: REDIS_URL });
+    await raw.connect();
+    const [key] = (await raw.keys(`${namespace}*`)).filter((name) => !name.includes(':lock:'));
+    const stored = await raw.get(key!);
+    await raw.set(
+      key!,
+      stored!.replace(/"data\\?":\\?"(.)/, (match, char: string) => match.slice(0, -1) + (char === 'A' ? 'B' : 'A')),
+    );
+    await raw.close();
+    const events: SluiceEvent[] = [];
+    const second = createClient({
+      baseURL: api.url,
+      auth: { grant: theGrant, store: shared.store, lock: shared.lock },
+      onEvent: (event) => events.push(event),
+    });
+    const next = await second.auth!.token();
+    expect(next.accessToken).not.toBe(original.accessToken);
+    expect(events.some((event) => event.type === 'token' && event.action === 'store-entry-ignored')).toBe(true);
+    // Key rotation: a store opened with a new key first and the old one second still reads it.
+    const rotated = redisTokenStore(REDIS_URL, { namespace, encryptionKey: ['key-two', 'key-one'] });
+    const third = createClient({
+      baseURL: api.url,
+      auth: { grant: theGrant, store: rotated.store, lock: rotated.lock },
+    });
+    expect((await third.auth!.token()).accessToken).toBe(next.accessToken);
+    await Promise.all([second.close(), third.close(), shared.close(), rotated.close()]);
+  });
+});
+
+describe.runIf(postgres)('PostgreSQL at rest', () => {
+  it('with encryption on, a raw read finds no token; key names hold no secret', async () => {
+    const namespace = `rest-${process.pid}-${Date.now()}`;
+    const shared = postgresTokenStore(POSTGRES_URL, { namespace, encryptionKey: 'pg-passphrase' });
+    const client = createClient({ baseURL: api.url, auth: { grant: grant('pg'), ...shared } });
+    const tokens = await client.auth!.token();
+    const pool = new pg.Pool({ connectionString: POSTGRES_URL });
+    const { rows } = await pool.query<{ key: string; value: string }>(
+      'SELECT key, value FROM sluice_tokens WHERE key LIKE $1',
+      [`${namespace}%`],
+    );
+    expect(rows.length).toBe(1);
+    expect(rows[0]!.key).not.toMatch(/client-secret|password|alice|at_|rt_/);
+    expect(rows[0]!.value).not.toContain(tokens.accessToken);
+    expect(rows[0]!.value).not.toContain(tokens.refreshToken!);
+    expect(rows[0]!.value).toContain('A256GCM');
+    await pool.query('DELETE FROM sluice_tokens WHERE key LIKE $1', [`${namespace}%`]);
+    await pool.end();
+    await client.close();
+    await shared.close();
+  });
+});
+
+describe('an unreachable store', () => {
+  it('fails a read with StoreUnavailableError within its deadline, never as "no token"', async () => {
+    const shared = redisTokenStore('redis://127.0.0.1:1', { timeoutMs: 300 });
+    const started = Date.now();
+    const error = await shared.store.get('anything').catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(StoreUnavailableError);
+    expect(Date.now() - started).toBeLessThan(1500);
+    await shared.close();
+  });
+
+  it('lets a grant that can re-authenticate go on locally, with one warning', async () => {
+    const shared = redisTokenStore('redis://127.0.0.1:1', { timeoutMs: 200 });
+    const warnings: string[] = [];
+    const logger = {
+      debug() {},
+      info() {},
+      warn: (_: object, message?: string) => warnings.push(message ?? ''),
+      error() {},
+    };
+    const client = createClient({
+      baseURL: api.url,
+      logger,
+      auth: {
+        grant: clientCredentials({ tokenURL: auth.tokenURL, clientId: 'app', clientSecret: 'client-secret-value' }),
+        ...shared,
+      },
+    });
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => client.get<{ id: string }>(`items/${i}`)));
+    expect(results).toHaveLength(20);
+    auth.revokeAll();
+    await client.get('items/after-revocation');
+    expect(warnings.filter((line) => line.includes('store-unavailable'))).toHaveLength(1);
+    await client.close();
+    await shared.close();
+  });
+
+  it('never uses a rotating refresh token without the lock: StoreUnavailableError instead', async () => {
+    const shared = redisTokenStore('redis://127.0.0.1:1', { timeoutMs: 200 });
+    const before = auth.counts.refresh;
+    const client = createClient({
+      baseURL: api.url,
+      auth: {
+        grant: refreshTokenGrant({
+          tokenURL: auth.tokenURL,
+          clientId: 'app',
+          clientSecret: 'client-secret-value',
+          refreshToken: 'rt_x',
+        }),
+        ...shared,
+      },
+      deadline: 2000,
+    });
+    const started = Date.now();
+    const error = await client.get('items/1').catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(StoreUnavailableError);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(auth.counts.refresh).toBe(before);
+    await client.close();
+    await shared.close();
+  });
+});
+
+describe('a holder whose lock expired', () => {
+  it('never writes the store', async () => {
+    const writes: string[] = [];
+    const store = {
+      shared: true,
+      get: async () => undefined,
+      set: async (key: string) => {
+        writes.push(key);
+      },
+      delete: async () => {},
+    };
+    const lock: Lock = {
+      shared: true,
+      acquire: async (key) => ({ key, owner: 'me', isHeld: async () => false, release: async () => {} }),
+    };
+    const events: SluiceEvent[] = [];
+    const client = createClient({
+      baseURL: api.url,
+      onEvent: (event) => events.push(event),
+      auth: {
+        grant: clientCredentials({ tokenURL: auth.tokenURL, clientId: 'app', clientSecret: 'client-secret-value' }),
+        store,
+        lock,
+      },
+    });
+    await client.get('items/1');
+    expect(writes).toEqual([]);
+    expect(
+      events.some(
+        (event) => event.type === 'token' && event.action === 'failed' && /lock expired/.test(event.reason ?? ''),
+      ),
+    ).toBe(true);
+    await client.close();
+  });
+});
