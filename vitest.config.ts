@@ -8,6 +8,7 @@ export default defineConfig({
     coverage: {
       provider: 'v8',
       include: ['src/**', 'middleware/**', 'stores/**'],
+      exclude: ['test/**', '**/index.ts', 'src/types.ts', 'src/store.ts'],
       reporter: ['text-summary', 'text'],
     },
   },
