@@ -38,7 +38,9 @@ describe('retries against a real server', () => {
     closers.push(() => api.close());
     await expect(api.get('x')).resolves.toEqual({ ok: true });
     expect(s.seen).toHaveLength(2);
-    const resetting = await server((_, response) => response.socket?.destroy());
+    const resetting = await server((_, response) => {
+      response.socket?.destroy();
+    });
     const error = await api.get(`${resetting.url}/z`, { retry: false }).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(NetworkError);
     expect((error as NetworkError).code).toBe('ECONNRESET');
@@ -65,7 +67,7 @@ describe('retries against a real server', () => {
     const attempts = events.filter((event) => event.type === 'attempt');
     expect(attempts).toHaveLength(2);
     expect(attempts[0]).toMatchObject({ attempt: 1, error: expect.any(TimeoutError) });
-    expect((attempts[0] as { error: TimeoutError }).error.kind).toBe('attempt');
+    expect(((attempts[0] as { error?: unknown }).error as TimeoutError).kind).toBe('attempt');
     expect(attempts[1]).toMatchObject({ attempt: 2, status: 200 });
   });
 
