@@ -193,7 +193,9 @@ describe('retries against a real server', () => {
   });
 
   it('the total deadline is a TimeoutError of kind total', async () => {
-    const s = await server((_, response) => setTimeout(() => json(response, 200, {}), 2000));
+    const s = await server((_, response) => {
+      setTimeout(() => json(response, 200, {}), 2000);
+    });
     const api = createClient({ baseURL: s.url, timeout: 1000, deadline: 150 });
     closers.push(() => api.close());
     const started = Date.now();
