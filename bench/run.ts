@@ -1,0 +1,178 @@
+/**
+ * `npm run bench`: Sluice side by side with the clients people would otherwise pick, measured in the
+ * same run on the same machine. Prints markdown tables (pasted into BENCHMARKS.md) and whether each
+ * target is met. Flags: --rounds 5 --seconds 2 --only throughput|memory|storm --redis redis://...
+ */
+import { fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+import { fetchToken, makeAdapters } from './adapters.js';
+import { startServers, table } from './harness.js';
+import { multiProcessStorm, rotatingStorm, singleProcessStorm } from './storm.js';
+import { type Result, throughput } from './throughput.js';
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '5' },
+    seconds: { type: 'string', default: '2' },
+    only: { type: 'string' },
+    redis: { type: 'string', default: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
+    requests: { type: 'string', default: '200000' },
+  },
+});
+const rounds = Number(values.rounds);
+const seconds = Number(values.seconds);
+const wants = (part: string) => values.only === undefined || values.only === part;
+const version = (name: string) =>
+  (
+    JSON.parse(readFileSync(new URL(`../node_modules/${name}/package.json`, import.meta.url), 'utf8')) as {
+      version: string;
+    }
+  ).version;
+const targets: [string, boolean, string][] = [];
+
+console.log(`# Sluice benchmarks\n`);
+console.log(
+  `node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}, ${new Date().toISOString().slice(0, 10)}`,
+);
+console.log(
+  [
+    'ofetch',
+    'undici',
+    'ky',
+    'got',
+    'axios',
+    'axios-retry',
+    'axios-auth-refresh',
+    '@badgateway/oauth2-client',
+    'keyv',
+    '@keyv/redis',
+  ]
+    .map((name) => `${name} ${version(name)}`)
+    .join(', '),
+);
+
+if (wants('throughput')) {
+  const servers = await startServers();
+  const token = await fetchToken(servers.tokenURL);
+  const adapters = makeAdapters(servers.api, servers.tokenURL, token);
+  const sluice = adapters[0]!;
+  await sluice.get('items/warm');
+  const readsBefore = sluice.storeReads?.() ?? 0;
+  let served = 0;
+  const all: Result[] = [];
+  for (const concurrency of [1, 64]) {
+    console.log(`\n## Throughput, concurrency ${concurrency} (${rounds} rounds of ${seconds} s, interleaved)\n`);
+    const results = await throughput(adapters, concurrency, rounds, seconds);
+    all.push(...results);
+    const base = results.find((result) => result.name === 'ofetch')!.rps;
+    console.log(
+      table(
+        ['client', 'req/s (median)', 'x ofetch', 'p50 ms', 'p99 ms', 'failed'],
+        results.map((result) => [
+          result.name,
+          result.rps.toFixed(0),
+          (result.rps / base).toFixed(2),
+          result.p50.toFixed(2),
+          result.p99.toFixed(2),
+          result.failures,
+        ]),
+      ),
+    );
+  }
+  served = (await servers.counts()).api.requests;
+  const readsAfter = sluice.storeReads?.() ?? 0;
+  const at64 = (name: string) => all.find((result) => result.concurrency === 64 && result.name === name)!.rps;
+  const full = at64('sluice (full chain)');
+  const ratio = (value: number) => `${value.toFixed(2)}x`;
+  targets.push(['full chain >= 2x bare ofetch (c=64)', full >= 2 * at64('ofetch'), ratio(full / at64('ofetch'))]);
+  targets.push([
+    'full chain >= 0.6x undici.request (c=64)',
+    full >= 0.6 * at64('undici.request'),
+    ratio(full / at64('undici.request')),
+  ]);
+  for (const peer of ['ky', 'got', 'axios (+retry, +auth-refresh)', 'fetch']) {
+    targets.push([`full chain ahead of ${peer} (c=64)`, full > at64(peer), ratio(full / at64(peer))]);
+  }
+  const viaFetch = at64('sluice (full, fetch transport)');
+  targets.push([
+    'fetch-transport chain >= 0.95x bare ofetch (c=64)',
+    viaFetch >= 0.95 * at64('ofetch'),
+    ratio(viaFetch / at64('ofetch')),
+  ]);
+  targets.push([
+    '0 store reads per request on the hot path',
+    readsAfter === readsBefore,
+    `${readsAfter - readsBefore} reads over ${served} requests`,
+  ]);
+  for (const adapter of adapters) await adapter.close();
+  await servers.close();
+}
+
+if (wants('memory')) {
+  console.log(`\n## Memory over ${Number(values.requests).toLocaleString('en')} requests (full chain, c=64)\n`);
+  const child = fork(new URL('./memory.ts', import.meta.url), [values.requests], {
+    execArgv: ['--import', 'tsx', '--expose-gc'],
+  });
+  const result = await new Promise<Record<string, number | boolean>>((resolve) =>
+    child.once('message', (message) => resolve(message as never)),
+  );
+  const mb = (value: unknown) => `${(value as number).toFixed(1)} MB`;
+  console.log(
+    table(
+      ['heap before', 'heap after', 'heap growth', 'RSS before', 'RSS after', 'store reads during run'],
+      [
+        [
+          mb(result.heapBeforeMB),
+          mb(result.heapAfterMB),
+          mb(result.heapGrowthMB),
+          mb(result.rssBeforeMB),
+          mb(result.rssAfterMB),
+          String(result.storeReadsDuringRun),
+        ],
+      ],
+    ),
+  );
+  targets.push(['heap growth < 10 MB over the run', (result.heapGrowthMB as number) < 10, mb(result.heapGrowthMB)]);
+}
+
+if (wants('storm')) {
+  console.log('\n## Refresh storm (a): one process, 200 concurrent requests after a revocation\n');
+  console.log(await singleProcessStorm());
+  console.log('\n## Refresh storm (b): 8 processes x 50 concurrent requests after a revocation\n');
+  const multi = await multiProcessStorm(values.redis);
+  console.log(multi);
+  const sluiceRow = multi.split('\n').find((line) => line.startsWith('| sluice'))!;
+  const [, tokens, failed] = sluiceRow
+    .split('|')
+    .map((cell) => cell.trim())
+    .slice(1);
+  targets.push([
+    'storm (b): exactly 1 token request, 0 failed',
+    tokens === '1' && failed === '0',
+    `${tokens} token requests, ${failed} failed`,
+  ]);
+  console.log('\n## Refresh storm (c): rotating refresh tokens, 4 processes\n');
+  const rotating = await rotatingStorm(values.redis);
+  console.log(rotating);
+  const row = rotating
+    .split('\n')
+    .at(-1)!
+    .split('|')
+    .map((cell) => cell.trim());
+  targets.push([
+    'storm (c): 0 failed, 0 refresh-token reuse',
+    row[3] === '0' && row[5] === '0',
+    `${row[3]} failed, ${row[5]} reuse`,
+  ]);
+}
+
+console.log('\n## Targets\n');
+console.log(
+  table(
+    ['target', 'met', 'measured'],
+    targets.map(([name, met, measured]) => [name, met ? 'yes' : 'NO', measured]),
+  ),
+);
+process.exit(0);

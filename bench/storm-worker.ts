@@ -1,0 +1,108 @@
+/**
+ * One process of a multi-process storm: a client (Sluice sharing Redis, or axios with
+ * axios-auth-refresh on its own) that waits for `go`, fires a burst, and reports.
+ */
+import { Agent as HttpAgent } from 'node:http';
+import axios from 'axios';
+import { createAuthRefresh as createAuthRefreshInterceptor } from 'axios-auth-refresh';
+import { clientCredentials, createClient, passwordGrant } from '../src/index.js';
+import { redisTokenStore } from '../stores/index.js';
+import { fetchToken } from './adapters.js';
+
+interface Job {
+  kind: 'sluice' | 'axios' | 'sluice-rotating';
+  api: string;
+  tokenURL: string;
+  redis: string;
+  namespace: string;
+  concurrency: number;
+  /** For the rotating run: keep requesting for this long. */
+  seconds?: number;
+}
+const job = JSON.parse(process.argv[2] ?? '{}') as Job;
+const shared = job.kind === 'axios' ? undefined : redisTokenStore(job.redis, { namespace: job.namespace });
+
+let get: (path: string) => Promise<unknown>;
+let close = async () => {};
+if (job.kind === 'axios') {
+  const client = axios.create({ baseURL: job.api, httpAgent: new HttpAgent({ keepAlive: true }) });
+  let token = '';
+  client.interceptors.request.use((config) => {
+    config.headers.Authorization = `Bearer ${token}`;
+    return config;
+  });
+  createAuthRefreshInterceptor(client as never, async () => {
+    token = await fetchToken(job.tokenURL);
+  });
+  get = async (path) => (await client.get(path)).data;
+} else {
+  const grant =
+    job.kind === 'sluice-rotating'
+      ? passwordGrant({
+          tokenURL: job.tokenURL,
+          clientId: 'app',
+          clientSecret: 'app-secret',
+          username: 'alice',
+          password: 'wonderland',
+        })
+      : clientCredentials({ tokenURL: job.tokenURL, clientId: 'app', clientSecret: 'app-secret' });
+  const client = createClient({
+    baseURL: job.api,
+    auth: { grant, store: shared!.store, lock: shared!.lock, skew: 500, jitter: 300 },
+    retry: { baseDelay: 20 },
+  });
+  get = (path) => client.get(path);
+  close = () => client.close();
+}
+
+async function burst(concurrency: number) {
+  const latencies: number[] = [];
+  let failures = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, i) => {
+      const sent = performance.now();
+      try {
+        await get(`items/${i}`);
+        latencies.push(performance.now() - sent);
+      } catch {
+        failures++;
+      }
+    }),
+  );
+  return { latencies, failures };
+}
+
+async function steady(seconds: number, concurrency: number) {
+  const latencies: number[] = [];
+  let failures = 0;
+  const until = Date.now() + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, loop) => {
+      while (Date.now() < until) {
+        const sent = performance.now();
+        try {
+          await get(`items/${loop}`);
+          latencies.push(performance.now() - sent);
+        } catch {
+          failures++;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+    }),
+  );
+  return { latencies, failures };
+}
+
+process.on('message', async (message: 'warm' | 'go' | 'steady' | 'stop') => {
+  if (message === 'stop') {
+    await close();
+    await shared?.close();
+    process.exit(0);
+  }
+  const result =
+    message === 'steady'
+      ? await steady(job.seconds ?? 8, job.concurrency)
+      : await burst(message === 'warm' ? 1 : job.concurrency);
+  process.send?.({ message, ...result });
+});
+process.send?.({ message: 'ready' });
