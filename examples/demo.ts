@@ -95,12 +95,14 @@ for (const report of reports) {
 const sum = (key: 'retries' | 'reissues' | 'refreshExpiry' | 'refreshRejected') =>
   reports.reduce((total, report) => total + report[key], 0);
 const elapsed = (Date.now() - started) / 1000;
-const expected = Math.ceil(elapsed / (lifetime * 0.75)) + 1;
+// One token to start, one after the revocation, and one per token lifetime (each is replaced 1 to 1.5 s
+// before it expires: skew 1 s plus up to 0.5 s of jitter).
+const expected = 2 + Math.floor(seconds / (lifetime - 1.25));
 const rows: [string, string][] = [
   ['requests', String(totals.requests)],
   ['succeeded', String(totals.ok)],
   ['failed', String(totals.failed)],
-  ['token requests', `${auth.counts.token}  (lifetimes elapsed + 1 revocation: about ${expected})`],
+  ['token requests', `${auth.counts.token}  (expected ${expected}: 1 to start + 1 per token lifetime + 1 for the revocation)`],
   ['retries (503/429)', String(sum('retries'))],
   ['re-issues after 401', String(sum('reissues'))],
   ['p50 latency', `${pct(50).toFixed(1)} ms`],
