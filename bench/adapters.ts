@@ -54,9 +54,14 @@ export function makeAdapters(api: string, tokenURL: string, token: string): Adap
     config.headers.Authorization = `Bearer ${axiosToken}`;
     return config;
   });
-  createAuthRefreshInterceptor(axiosClient as never, async () => {
-    axiosToken = await fetchToken(tokenURL);
-  });
+  createAuthRefreshInterceptor(
+    axiosClient as never,
+    async () => {
+      axiosToken = await fetchToken(tokenURL);
+    },
+    // Its default (deduplicateRefresh: true) rejects 401s that land while a refresh runs; false shares the one refresh.
+    { deduplicateRefresh: false },
+  );
 
   return [
     {

@@ -31,9 +31,14 @@ if (job.kind === 'axios') {
     config.headers.Authorization = `Bearer ${token}`;
     return config;
   });
-  createAuthRefreshInterceptor(client as never, async () => {
-    token = await fetchToken(job.tokenURL);
-  });
+  createAuthRefreshInterceptor(
+    client as never,
+    async () => {
+      token = await fetchToken(job.tokenURL);
+    },
+    // Its default (deduplicateRefresh: true) rejects 401s that land while a refresh runs; false shares the one refresh.
+    { deduplicateRefresh: false },
+  );
   get = async (path) => (await client.get(path)).data;
 } else {
   const grant =
