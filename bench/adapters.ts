@@ -32,6 +32,29 @@ export async function fetchToken(tokenURL: string): Promise<string> {
   return ((await response.json()) as { access_token: string }).access_token;
 }
 
+/**
+ * axios with axios-retry and axios-auth-refresh, as people wire them: a request interceptor adds the
+ * current token, a 401 fetches a new one. axios-auth-refresh's default (deduplicateRefresh: true)
+ * rejects 401s that land while a refresh runs; false makes them share the one refresh.
+ */
+export function makeAxios(api: string, tokenURL: string, initialToken = '') {
+  const client = axios.create({ baseURL: api, httpAgent: new HttpAgent({ keepAlive: true, maxSockets: 128 }) });
+  axiosRetry(client, { retries: 2 });
+  let token = initialToken;
+  client.interceptors.request.use((config) => {
+    config.headers.Authorization = `Bearer ${token}`;
+    return config;
+  });
+  createAuthRefreshInterceptor(
+    client as never,
+    async () => {
+      token = await fetchToken(tokenURL);
+    },
+    { deduplicateRefresh: false },
+  );
+  return client;
+}
+
 export function makeAdapters(api: string, tokenURL: string, token: string): Adapter[] {
   const bearer = `Bearer ${token}`;
   const grant = () => clientCredentials({ tokenURL, clientId: 'app', clientSecret: 'app-secret' });
@@ -47,21 +70,7 @@ export function makeAdapters(api: string, tokenURL: string, token: string): Adap
     headers: { authorization: bearer },
     agent: { http: new HttpAgent({ keepAlive: true, maxSockets: 128 }) },
   });
-  const axiosClient = axios.create({ baseURL: api, httpAgent: new HttpAgent({ keepAlive: true, maxSockets: 128 }) });
-  axiosRetry(axiosClient, { retries: 2 });
-  let axiosToken = token;
-  axiosClient.interceptors.request.use((config) => {
-    config.headers.Authorization = `Bearer ${axiosToken}`;
-    return config;
-  });
-  createAuthRefreshInterceptor(
-    axiosClient as never,
-    async () => {
-      axiosToken = await fetchToken(tokenURL);
-    },
-    // Its default (deduplicateRefresh: true) rejects 401s that land while a refresh runs; false shares the one refresh.
-    { deduplicateRefresh: false },
-  );
+  const axiosClient = makeAxios(api, tokenURL, token);
 
   return [
     {

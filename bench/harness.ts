@@ -72,3 +72,26 @@ export function table(headers: string[], rows: (string | number)[][]): string {
     ...cells.slice(1).map(line),
   ].join('\n');
 }
+
+export interface Burst {
+  latencies: number[];
+  failures: number;
+}
+
+/** `concurrency` requests at once; their latencies (ms) and how many failed. */
+export async function burst(get: (path: string) => Promise<unknown>, concurrency: number): Promise<Burst> {
+  const latencies: number[] = [];
+  let failures = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, i) => {
+      const sent = performance.now();
+      try {
+        await get(`items/${i}`);
+        latencies.push(performance.now() - sent);
+      } catch {
+        failures++;
+      }
+    }),
+  );
+  return { latencies, failures };
+}

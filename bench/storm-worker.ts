@@ -2,12 +2,10 @@
  * One process of a multi-process storm: a client (Sluice sharing Redis, or axios with
  * axios-auth-refresh on its own) that waits for `go`, fires a burst, and reports.
  */
-import { Agent as HttpAgent } from 'node:http';
-import axios from 'axios';
-import { createAuthRefresh as createAuthRefreshInterceptor } from 'axios-auth-refresh';
 import { clientCredentials, createClient, passwordGrant } from '../src/index.js';
 import { redisTokenStore } from '../stores/index.js';
-import { fetchToken } from './adapters.js';
+import { makeAxios } from './adapters.js';
+import { burst } from './harness.js';
 
 interface Job {
   kind: 'sluice' | 'axios' | 'sluice-rotating';
@@ -25,20 +23,7 @@ const shared = job.kind === 'axios' ? undefined : redisTokenStore(job.redis, { n
 let get: (path: string) => Promise<unknown>;
 let close = async () => {};
 if (job.kind === 'axios') {
-  const client = axios.create({ baseURL: job.api, httpAgent: new HttpAgent({ keepAlive: true }) });
-  let token = '';
-  client.interceptors.request.use((config) => {
-    config.headers.Authorization = `Bearer ${token}`;
-    return config;
-  });
-  createAuthRefreshInterceptor(
-    client as never,
-    async () => {
-      token = await fetchToken(job.tokenURL);
-    },
-    // Its default (deduplicateRefresh: true) rejects 401s that land while a refresh runs; false shares the one refresh.
-    { deduplicateRefresh: false },
-  );
+  const client = makeAxios(job.api, job.tokenURL);
   get = async (path) => (await client.get(path)).data;
 } else {
   const grant =
@@ -58,23 +43,6 @@ if (job.kind === 'axios') {
   });
   get = (path) => client.get(path);
   close = () => client.close();
-}
-
-async function burst(concurrency: number) {
-  const latencies: number[] = [];
-  let failures = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async (_, i) => {
-      const sent = performance.now();
-      try {
-        await get(`items/${i}`);
-        latencies.push(performance.now() - sent);
-      } catch {
-        failures++;
-      }
-    }),
-  );
-  return { latencies, failures };
 }
 
 async function steady(seconds: number, concurrency: number) {
@@ -107,7 +75,7 @@ process.on('message', async (message: 'warm' | 'go' | 'steady' | 'stop') => {
   const result =
     message === 'steady'
       ? await steady(job.seconds ?? 8, job.concurrency)
-      : await burst(message === 'warm' ? 1 : job.concurrency);
+      : await burst(get, message === 'warm' ? 1 : job.concurrency);
   process.send?.({ message, ...result });
 });
 process.send?.({ message: 'ready' });

@@ -1,34 +1,9 @@
 /** Refresh storms: what a revocation costs, in token requests, failures and tail latency. */
 import { fork } from 'node:child_process';
-import { Agent as HttpAgent } from 'node:http';
 import { OAuth2Client, OAuth2Fetch } from '@badgateway/oauth2-client';
-import axios from 'axios';
-import { createAuthRefresh as createAuthRefreshInterceptor } from 'axios-auth-refresh';
 import { clientCredentials, createClient } from '../src/index.js';
-import { fetchToken } from './adapters.js';
-import { percentile, startServers, table } from './harness.js';
-
-interface Burst {
-  latencies: number[];
-  failures: number;
-}
-
-async function burst(get: (path: string) => Promise<unknown>, concurrency: number): Promise<Burst> {
-  const latencies: number[] = [];
-  let failures = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async (_, i) => {
-      const sent = performance.now();
-      try {
-        await get(`items/${i}`);
-        latencies.push(performance.now() - sent);
-      } catch {
-        failures++;
-      }
-    }),
-  );
-  return { latencies, failures };
-}
+import { makeAxios } from './adapters.js';
+import { type Burst, burst, percentile, startServers, table } from './harness.js';
 
 const p99 = (latencies: number[]) =>
   percentile(
@@ -45,20 +20,7 @@ export async function singleProcessStorm(): Promise<string> {
     auth: { grant: clientCredentials({ tokenURL: servers.tokenURL, clientId: 'app', clientSecret: 'app-secret' }) },
   });
   clients.push({ name: 'sluice', get: (path) => sluice.get(path) });
-  const ax = axios.create({ baseURL: servers.api, httpAgent: new HttpAgent({ keepAlive: true }) });
-  let axToken = '';
-  ax.interceptors.request.use((config) => {
-    config.headers.Authorization = `Bearer ${axToken}`;
-    return config;
-  });
-  createAuthRefreshInterceptor(
-    ax as never,
-    async () => {
-      axToken = await fetchToken(servers.tokenURL);
-    },
-    // Its default (deduplicateRefresh: true) rejects 401s that land while a refresh runs; false shares the one refresh.
-    { deduplicateRefresh: false },
-  );
+  const ax = makeAxios(servers.api, servers.tokenURL);
   clients.push({ name: 'axios + axios-auth-refresh', get: async (path) => (await ax.get(path)).data });
   const oauth = new OAuth2Client({ tokenEndpoint: servers.tokenURL, clientId: 'app', clientSecret: 'app-secret' });
   const wrapper = new OAuth2Fetch({ client: oauth, getNewToken: () => oauth.clientCredentials() });

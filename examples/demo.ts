@@ -102,7 +102,10 @@ const rows: [string, string][] = [
   ['requests', String(totals.requests)],
   ['succeeded', String(totals.ok)],
   ['failed', String(totals.failed)],
-  ['token requests', `${auth.counts.token}  (expected ${expected}: 1 to start + 1 per token lifetime + 1 for the revocation)`],
+  [
+    'token requests',
+    `${auth.counts.token}  (expected ${expected}: 1 to start + 1 per token lifetime + 1 for the revocation)`,
+  ],
   ['retries (503/429)', String(sum('retries'))],
   ['re-issues after 401', String(sum('reissues'))],
   ['p50 latency', `${pct(50).toFixed(1)} ms`],

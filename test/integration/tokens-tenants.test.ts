@@ -1,35 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiServer, type AuthServer, startApiServer, startAuthServer } from '../../examples/servers.js';
-import { clientCredentials, createClient, type Lock, type TokenStore } from '../../src/index.js';
-
-/** One store shared by two clients: what matters here is that keys never collide. */
-function sharedMemory(): { store: TokenStore; lock: Lock; keys: () => string[]; values: () => string } {
-  const map = new Map<string, unknown>();
-  const store: TokenStore = {
-    shared: false,
-    get: async (key) => map.get(key),
-    set: async (key, value) => {
-      map.set(key, structuredClone(value));
-    },
-    delete: async (key) => {
-      map.delete(key);
-    },
-  };
-  let tail = Promise.resolve();
-  const lock: Lock = {
-    shared: false,
-    async acquire(key) {
-      let release!: () => void;
-      const previous = tail;
-      tail = new Promise<void>((resolve) => {
-        release = resolve;
-      });
-      await previous;
-      return { key, owner: 'test', isHeld: async () => true, release: async () => release() };
-    },
-  };
-  return { store, lock, keys: () => [...map.keys()], values: () => JSON.stringify([...map.values()]) };
-}
+import { clientCredentials, createClient } from '../../src/index.js';
+import { fakeLock, fakeStore } from '../helpers/fake-store.js';
 
 let auth: AuthServer;
 let api: ApiServer;
@@ -44,7 +16,8 @@ afterAll(async () => {
 
 describe('clients sharing one store', () => {
   it('different tenants and scopes never receive each other’s token', async () => {
-    const memory = sharedMemory();
+    const memory = fakeStore();
+    const lock = fakeLock();
     const make = (scope: string, tenant: string) =>
       createClient({
         baseURL: api.url,
@@ -57,7 +30,7 @@ describe('clients sharing one store', () => {
             tenant,
           }),
           store: memory.store,
-          lock: memory.lock,
+          lock,
         },
       });
     const a = make('orders', 'tenant-a');
@@ -73,10 +46,10 @@ describe('clients sharing one store', () => {
     expect(scopeC.scope).toBe('orders');
     const tokens = await Promise.all([a, b, c].map((client) => client.auth!.token()));
     expect(new Set(tokens.map((tokens) => tokens.accessToken)).size).toBe(3);
-    expect(new Set(memory.keys()).size).toBe(3);
+    expect(memory.map.size).toBe(3);
     expect(auth.counts.token).toBe(3);
     // No secret and no raw identity in any key.
-    for (const key of memory.keys()) {
+    for (const key of memory.map.keys()) {
       expect(key).not.toMatch(/app-secret|tenant|orders|billing|at_/);
     }
     // A fourth client with the same identity as `a` shares a's token instead of asking for one.
