@@ -1,8 +1,8 @@
-import KeyvRedis, { createClient } from '@keyv/redis';
 import Keyv from 'keyv';
 import { ConfigError, StoreUnavailableError } from '../src/errors.js';
 import type { Lock, TokenStore } from '../src/store.js';
 import { type KeyvTokenStoreOptions, keyvTokenStore } from './keyv.js';
+import { importPeer } from './peer.js';
 import { type RedisLockOptions, redisLock } from './redis-lock.js';
 import { bounded } from './timeout.js';
 
@@ -23,7 +23,7 @@ const reconnectStrategy = (retries: number) => Math.min(50 * 2 ** Math.min(retri
 
 /**
  * One line for a fleet sharing Redis: `auth: { grant, ...redisTokenStore(process.env.REDIS_URL) }`.
- * Tokens go through `@keyv/redis`; the lock is `SET NX PX` on a second connection. While Redis is
+ * Tokens go through `@keyv/redis`; the lock is `SET NX PX` on the same connection. While Redis is
  * unreachable, calls fail fast with `StoreUnavailableError` instead of queueing.
  */
 export function redisTokenStore(url: string, options: RedisTokenStoreOptions = {}): SharedTokenStore {
@@ -35,41 +35,47 @@ export function redisTokenStore(url: string, options: RedisTokenStoreOptions = {
     throw new ConfigError('redisTokenStore: url must look like redis://host:6379');
   }
   const socket = { connectTimeout: Math.max(timeoutMs, 1000), reconnectStrategy };
-  // One connection for tokens and lock. It is opened once, here, and every call waits for it (within
-  // its deadline): concurrent first calls must not each try to open it.
-  const client = createClient({ url, socket, disableOfflineQueue: true });
-  client.on('error', () => {});
-  const opening = client.connect().catch(() => undefined);
-  opening.catch(() => {});
-  const connected = () =>
-    bounded('redis connect', timeoutMs, async () => {
-      await opening;
-      if (!client.isReady) throw new StoreUnavailableError('redis is not connected');
+  // One connection for tokens and lock, opened once, here (loading @keyv/redis, an optional peer), and
+  // every call waits for it within its deadline: concurrent first calls must not each try to open it.
+  const opened = (async () => {
+    const { default: KeyvRedis, createClient } = await importPeer(
+      '@keyv/redis',
+      () => import('@keyv/redis'),
+      'redisTokenStore',
+    );
+    const client = createClient({ url, socket, disableOfflineQueue: true });
+    client.on('error', () => {});
+    const opening = client.connect().catch(() => undefined);
+    const adapter = new KeyvRedis(client, { namespace, throwOnErrors: true, throwOnConnectError: true });
+    const keyv = new Keyv({ store: adapter, namespace, useKeyPrefix: false });
+    return { client, opening, inner: keyvTokenStore(keyv, { ...options, shared: true }) };
+  })();
+  opened.catch(() => {});
+  // Loading the module is not the store being slow: only the network wait counts against the deadline.
+  const connected = async () => {
+    const connection = await opened;
+    if (connection.client.isReady) return connection;
+    return bounded('redis connect', timeoutMs, async () => {
+      await connection.opening;
+      if (!connection.client.isReady) throw new StoreUnavailableError('redis is not connected');
+      return connection;
     });
-  const adapter = new KeyvRedis(client, { namespace, throwOnErrors: true, throwOnConnectError: true });
-  const keyv = new Keyv({ store: adapter, namespace, useKeyPrefix: false });
-  const inner = keyvTokenStore(keyv, { ...options, shared: true });
+  };
   const store: TokenStore = {
     shared: true,
     async get(key) {
-      await connected();
-      return inner.get(key);
+      return (await connected()).inner.get(key);
     },
     async set(key, value, ttl) {
-      await connected();
-      return inner.set(key, value, ttl);
+      return (await connected()).inner.set(key, value, ttl);
     },
     async delete(key) {
-      await connected();
-      return inner.delete(key);
+      return (await connected()).inner.delete(key);
     },
   };
   const lock = redisLock(
     {
-      sendCommand: async (args) => {
-        await connected();
-        return client.sendCommand(args);
-      },
+      sendCommand: async (args) => (await connected()).client.sendCommand(args),
     },
     { ...options, prefix: `${namespace}:lock:` },
   );
@@ -77,7 +83,10 @@ export function redisTokenStore(url: string, options: RedisTokenStoreOptions = {
     store,
     lock,
     async close() {
+      const connection = await opened.catch(() => undefined);
+      if (!connection) return;
       // A client still trying to connect is dropped at once; a connected one finishes what it sent.
+      const { client } = connection;
       if (client.isReady) await client.close().catch(() => {});
       else if (client.isOpen) client.destroy();
     },
