@@ -216,18 +216,29 @@ export class TokenManager {
     if (stored && this.#usable(stored, failed)) return this.#adopt(stored, 'loaded');
 
     const { lock } = this.#o;
-    let handle: Awaited<ReturnType<Lock['acquire']>>;
+    const lockKey = `${this.key}:lock`;
     const waitStarted = this.#o.now();
-    try {
-      this.#emit({ action: 'lock-wait' });
-      handle = await lock.acquire(`${this.key}:lock`, { ttlMs: this.#o.lockTtl, waitMs: this.#o.lockWait });
-    } catch (error) {
-      return this.#offline(error);
-    }
-    if (!handle) {
-      stored = await this.#read().catch(() => undefined);
+    const giveUpAt = waitStarted + this.#o.lockWait;
+    let handle: Awaited<ReturnType<Lock['acquire']>>;
+    this.#emit({ action: 'lock-wait' });
+    // Wait for the lock in short turns and look at the store between them: when another holder has
+    // written the new generation, take it from the store without queueing for the lock at all.
+    for (let turn = 0; ; turn++) {
+      const remaining = giveUpAt - this.#o.now();
+      try {
+        handle = await lock.acquire(lockKey, {
+          ttlMs: this.#o.lockTtl,
+          waitMs: Math.max(0, Math.min(remaining, 50 * 2 ** Math.min(turn, 2))),
+        });
+        if (handle) break;
+        stored = await this.#read();
+      } catch (error) {
+        return this.#offline(error);
+      }
       if (stored && this.#usable(stored, failed)) return this.#adopt(stored, 'loaded');
-      throw new StoreUnavailableError(`no refresh within ${this.#o.lockWait} ms: the refresh lock stayed taken`);
+      if (this.#o.now() >= giveUpAt) {
+        throw new StoreUnavailableError(`no refresh within ${this.#o.lockWait} ms: the refresh lock stayed taken`);
+      }
     }
     this.#emit({ action: 'lock-acquired', durationMs: this.#o.now() - waitStarted });
     try {
