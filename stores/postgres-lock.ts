@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import { ConfigError } from '../src/errors.js';
 import type { AcquireOptions, Lock, LockHandle } from '../src/store.js';
-import { bounded, sleep } from './timeout.js';
+import { bounded, clampTimer, sleep } from './timeout.js';
 
 export interface PostgresLockOptions {
   /** Longest wait for one query, in ms. @default 2000 */
@@ -58,7 +58,7 @@ export function postgresLock(pool: Pool, options: PostgresLockOptions = {}): Loc
             client.release(destroy);
           };
           // Past the TTL the session is ended, which frees the advisory lock for the next holder.
-          const expiry = setTimeout(() => end(true), ttlMs);
+          const expiry = setTimeout(() => end(true), clampTimer(ttlMs));
           expiry.unref();
           const handle: LockHandle = {
             key: name,

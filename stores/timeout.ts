@@ -1,5 +1,10 @@
 import { SluiceError, StoreUnavailableError } from '../src/errors.js';
 
+/** `setTimeout` fires at once above 2^31-1 ms: every wait here is clamped below that. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export const clampTimer = (ms: number) => Math.min(Math.max(0, ms), MAX_TIMER_MS);
+
 /**
  * Bounds one store or lock call in time and turns every failure into `StoreUnavailableError`.
  * `operation` names what was tried ("token store read"); it never includes a key or a value.
@@ -9,7 +14,7 @@ export async function bounded<T>(operation: string, timeoutMs: number, work: () 
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(
       () => reject(new StoreUnavailableError(`${operation} timed out after ${timeoutMs} ms`)),
-      timeoutMs,
+      clampTimer(timeoutMs),
     );
     timer.unref();
   });
@@ -24,4 +29,10 @@ export async function bounded<T>(operation: string, timeoutMs: number, work: () 
   }
 }
 
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/** `setTimeout` fires at once above 2^31-1 ms: every wait here is clamped below that. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export const sleep = (ms: number) =>
+  new Promise<void>((resolve) => setTimeout(resolve, Math.min(Math.max(0, ms), MAX_TIMER_MS)));
+
+export const clampTimer = (ms: number) => Math.min(Math.max(0, ms), MAX_TIMER_MS);
