@@ -29,10 +29,4 @@ export async function bounded<T>(operation: string, timeoutMs: number, work: () 
   }
 }
 
-/** `setTimeout` fires at once above 2^31-1 ms: every wait here is clamped below that. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
-export const sleep = (ms: number) =>
-  new Promise<void>((resolve) => setTimeout(resolve, Math.min(Math.max(0, ms), MAX_TIMER_MS)));
-
-export const clampTimer = (ms: number) => Math.min(Math.max(0, ms), MAX_TIMER_MS);
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, clampTimer(ms)));
