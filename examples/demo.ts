@@ -98,7 +98,7 @@ const elapsed = (Date.now() - started) / 1000;
 // One token to start and one per token lifetime (each is replaced 1 to 1.5 s before it expires: skew 1 s
 // plus up to 0.5 s of jitter); the revocation starts a new token, and a new cycle, half way.
 const cycles = (span: number) => Math.floor(span / (lifetime - 1.25));
-const expected = 1 + cycles(seconds / 2) + 1 + cycles(seconds / 2);
+const expected = 1 + cycles(seconds / 2) + 1 + cycles(elapsed - seconds / 2);
 const rows: [string, string][] = [
   ['requests', String(totals.requests)],
   ['succeeded', String(totals.ok)],
