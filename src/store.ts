@@ -36,6 +36,12 @@ export interface LockHandle {
    * locks, the server still names us as owner. A holder checks this right before it writes.
    */
   isHeld(): Promise<boolean>;
+  /**
+   * Pushes the expiry out to `ttlMs` from now if we still own the lock; false when we no longer do.
+   * The token manager calls it while a slow refresh runs, so a live holder keeps its lock and a dead
+   * one loses it within one TTL. Optional: a lock without it simply expires after its TTL.
+   */
+  extend?(ttlMs: number): Promise<boolean>;
   /** Releases the lock if we still own it; never throws. */
   release(): Promise<void>;
 }

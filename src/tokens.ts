@@ -241,6 +241,19 @@ export class TokenManager {
       }
     }
     this.#emit({ action: 'lock-acquired', durationMs: this.#o.now() - waitStarted });
+    // Keep the lock while this refresh is alive, however slow the token endpoint: a second holder
+    // would otherwise present the same refresh token. If this process dies, the beats stop and the
+    // lock expires within one TTL.
+    const lease = handle;
+    const beat = lease.extend
+      ? setInterval(
+          () => {
+            void lease.extend?.(this.#o.lockTtl).catch(() => false);
+          },
+          Math.min(2 ** 31 - 1, Math.max(50, this.#o.lockTtl / 3)),
+        )
+      : undefined;
+    beat?.unref();
     try {
       stored = await this.#read();
       if (stored && this.#usable(stored, failed)) return this.#adopt(stored, 'loaded');
@@ -265,6 +278,7 @@ export class TokenManager {
       if (error instanceof StoreUnavailableError) return this.#offline(error);
       throw error;
     } finally {
+      clearInterval(beat);
       await handle.release();
     }
   }

@@ -16,12 +16,18 @@ export function memoryLock(): Lock {
     const current = held.get(key);
     if (current && current.expiresAt > Date.now()) return undefined;
     const owner = randomUUID();
-    const expiresAt = Date.now() + ttlMs;
-    held.set(key, { owner, expiresAt });
+    const entry = { owner, expiresAt: Date.now() + ttlMs };
+    held.set(key, entry);
+    const mine = () => held.get(key) === entry && Date.now() < entry.expiresAt;
     return {
       key,
       owner,
-      isHeld: async () => held.get(key)?.owner === owner && Date.now() < expiresAt,
+      isHeld: async () => mine(),
+      extend: async (ms: number) => {
+        if (!mine()) return false;
+        entry.expiresAt = Date.now() + ms;
+        return true;
+      },
       release: async () => {
         if (held.get(key)?.owner !== owner) return;
         held.delete(key);

@@ -49,7 +49,7 @@ export function postgresLock(pool: Pool, options: PostgresLockOptions = {}): Loc
         const started = Date.now();
         const client = await tryLock(id);
         if (client) {
-          const expiresAt = started + ttlMs;
+          let expiresAt = started + ttlMs;
           let live = true;
           const end = (destroy: boolean) => {
             if (!live) return;
@@ -58,12 +58,20 @@ export function postgresLock(pool: Pool, options: PostgresLockOptions = {}): Loc
             client.release(destroy);
           };
           // Past the TTL the session is ended, which frees the advisory lock for the next holder.
-          const expiry = setTimeout(() => end(true), clampTimer(ttlMs));
+          let expiry = setTimeout(() => end(true), clampTimer(ttlMs));
           expiry.unref();
           const handle: LockHandle = {
             key: name,
             owner: id,
             isHeld: async () => live && Date.now() < expiresAt,
+            async extend(ms: number) {
+              if (!live || Date.now() >= expiresAt) return false;
+              clearTimeout(expiry);
+              expiresAt = Date.now() + ms;
+              expiry = setTimeout(() => end(true), clampTimer(ms));
+              expiry.unref();
+              return true;
+            },
             async release() {
               if (!live) return;
               try {

@@ -19,6 +19,9 @@ export interface RedisLockOptions {
 
 // Deletes the key only if it still names us: a holder whose lock expired cannot free someone else's.
 const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+// Extends the key's life only if it still names us.
+const EXTEND =
+  "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
 
 /** `SET key owner NX PX ttl`; owner-checked release by script; waiters poll with backoff and jitter. */
 export function redisLock(client: RedisCommander, options: RedisLockOptions = {}): Lock {
@@ -37,10 +40,22 @@ export function redisLock(client: RedisCommander, options: RedisLockOptions = {}
         const started = Date.now();
         const reply = await run('acquire', ['SET', key, owner, 'NX', 'PX', String(Math.ceil(ttlMs))]);
         if (reply === 'OK') {
-          const expiresAt = started + ttlMs;
+          let expiresAt = started + ttlMs;
           const handle: LockHandle = {
             key: name,
             owner,
+            async extend(ms: number) {
+              const sent = Date.now();
+              if (sent >= expiresAt) return false;
+              try {
+                const extended =
+                  Number(await run('extend', ['EVAL', EXTEND, '1', key, owner, String(Math.ceil(ms))])) === 1;
+                if (extended) expiresAt = sent + ms;
+                return extended;
+              } catch {
+                return false;
+              }
+            },
             async isHeld() {
               if (Date.now() >= expiresAt) return false;
               try {

@@ -138,6 +138,51 @@ describe.runIf(redis)('Redis at rest', () => {
   });
 });
 
+describe.runIf(redis)('a refresh slower than the lock TTL', () => {
+  it('keeps its lock alive: the other process waits instead of reusing the refresh token', async () => {
+    let slow = false;
+    const slowAuth = await startAuthServer({
+      refreshTokens: true,
+      reuseDetection: true,
+      async onTokenRequest(form) {
+        if (slow && form.get('grant_type') === 'refresh_token')
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+      },
+    });
+    const slowApi = await startApiServer({ auth: slowAuth });
+    const namespace = `heartbeat-${process.pid}-${Date.now()}`;
+    // Two stores on separate connections: two processes, as far as Redis can tell.
+    const [one, two] = [redisTokenStore(REDIS_URL, { namespace }), redisTokenStore(REDIS_URL, { namespace })];
+    const make = (shared: typeof one) =>
+      createClient({
+        baseURL: slowApi.url,
+        auth: {
+          grant: passwordGrant({
+            tokenURL: slowAuth.tokenURL,
+            clientId: 'app',
+            clientSecret: 'app-secret',
+            username: 'alice',
+            password: 'wonderland',
+          }),
+          store: shared.store,
+          lock: shared.lock,
+          lockTtl: 300,
+        },
+      });
+    const [a, b] = [make(one), make(two)];
+    await a.get('items/1');
+    await b.get('items/1');
+    expect(slowAuth.counts.token).toBe(1);
+    slow = true;
+    slowAuth.revokeAll();
+    const results = await Promise.allSettled([a.get('items/2'), b.get('items/3')]);
+    expect(results.map((result) => result.status)).toEqual(['fulfilled', 'fulfilled']);
+    expect(slowAuth.counts.refresh).toBe(1);
+    expect(slowAuth.counts.reuse).toBe(0);
+    await Promise.all([a.close(), b.close(), one.close(), two.close(), slowApi.close(), slowAuth.close()]);
+  });
+});
+
 describe.runIf(postgres)('PostgreSQL at rest', () => {
   it('with encryption on, a raw read finds no token; key names hold no secret', async () => {
     const namespace = `rest-${process.pid}-${Date.now()}`;

@@ -119,6 +119,27 @@ export function lockConformance(name: string, make: () => Lock | Promise<Lock>, 
       await after!.release();
     });
 
+    it('extend keeps a live holder in, and a stale handle cannot extend', async () => {
+      const lock = await make();
+      const key = lockKey('extend');
+      const handle = await lock.acquire(key, { ttlMs: 300, waitMs: 1000 });
+      expect(handle?.extend).toBeTypeOf('function');
+      await sleep(200);
+      expect(await handle!.extend!(2000)).toBe(true);
+      await sleep(250);
+      expect(await handle!.isHeld()).toBe(true);
+      expect(await lock.acquire(key, { ttlMs: 300, waitMs: 100 })).toBeUndefined();
+      await handle!.release();
+      expect(await handle!.extend!(2000)).toBe(false);
+      const short = await lock.acquire(key, { ttlMs: 150, waitMs: 1000 });
+      await sleep(250);
+      const next = await lock.acquire(key, { ttlMs: 5000, waitMs: 1000 });
+      expect(next).toBeDefined();
+      expect(await short!.extend!(5000)).toBe(false);
+      expect(await next!.isHeld()).toBe(true);
+      await next!.release();
+    });
+
     it('reports isHeld false after release', async () => {
       const lock = await make();
       const handle = await lock.acquire(lockKey('held'), { ttlMs: 5000, waitMs: 1000 });
