@@ -9,6 +9,25 @@ import { retryAfterMs } from './retry.js';
 const MAX_ERROR_BODY = 64 * 1024;
 const JSON_TYPE = /^application\/(?:[\w!#$%&*.^`~-]*\+)?json/i;
 
+/** A body of unknown length (chunked) read up to the cap: a longer one is dropped, never buffered whole. */
+async function cappedText(response: HttpResponse): Promise<string | undefined> {
+  const reader = response.body?.getReader();
+  if (!reader) return undefined;
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_ERROR_BODY) {
+      await reader.cancel().catch(() => {});
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 async function errorBody(response: HttpResponse): Promise<unknown> {
   if (response.request.method === 'HEAD') return undefined;
   const length = Number(response.header('content-length') ?? 0);
@@ -16,13 +35,13 @@ async function errorBody(response: HttpResponse): Promise<unknown> {
     await response.discard();
     return undefined;
   }
-  let text: string;
+  let text: string | undefined;
   try {
-    text = await response.text();
+    text = length > 0 ? await response.text() : await cappedText(response);
   } catch {
     return undefined;
   }
-  if (text.length === 0) return undefined;
+  if (!text) return undefined;
   if (JSON_TYPE.test(response.header('content-type') ?? '')) {
     try {
       return JSON.parse(text);

@@ -22,6 +22,14 @@ const NETWORK_CODES: Record<string, string> = {
   UND_ERR_REQ_CONTENT_LENGTH_MISMATCH: 'ERR_CONTENT_LENGTH',
 };
 
+/** undici's codes for a request it refused to send, or a closed client: neither a network failure nor retryable. */
+const USAGE_CODES: Record<string, string> = {
+  UND_ERR_INVALID_ARG: 'ERR_INVALID_REQUEST',
+  UND_ERR_NOT_SUPPORTED: 'ERR_INVALID_REQUEST',
+  UND_ERR_CLOSED: 'ERR_CLIENT_CLOSED',
+  UND_ERR_DESTROYED: 'ERR_CLIENT_CLOSED',
+};
+
 function codeOf(error: unknown): string | undefined {
   for (let e = error, depth = 0; e && typeof e === 'object' && depth < 4; depth++) {
     const code = (e as { code?: unknown }).code;
@@ -52,6 +60,15 @@ export function toSluiceError(error: unknown, meta: RequestMeta, signal?: AbortS
       cause: error,
     });
   }
+  const usage = typeof rawCode === 'string' ? USAGE_CODES[rawCode] : undefined;
+  if (usage) {
+    return new SluiceError(usage === 'ERR_CLIENT_CLOSED' ? 'the client is closed' : 'invalid request', {
+      code: usage,
+      method: meta.method,
+      url: meta.url,
+      cause: error,
+    });
+  }
   const name = (error as { name?: unknown } | null)?.name;
   if (name === 'AbortError') return new AbortError({ method: meta.method, url: meta.url, cause: error });
   const code = codeOf(error);
@@ -73,9 +90,15 @@ export function toSluiceError(error: unknown, meta: RequestMeta, signal?: AbortS
     });
   }
   if (error instanceof TypeError && error.message === 'fetch failed') {
-    return new NetworkError('network error', { code: 'ENETWORK', retryable: true, ...meta, cause: error });
+    return new NetworkError('network error', {
+      code: 'ENETWORK',
+      retryable: true,
+      method: meta.method,
+      url: meta.url,
+      cause: error,
+    });
   }
-  return new SluiceError('request failed', { code: 'ERR_REQUEST', ...meta, cause: error });
+  return new SluiceError('request failed', { code: 'ERR_REQUEST', method: meta.method, url: meta.url, cause: error });
 }
 
 const SNIPPET_LENGTH = 120;

@@ -37,8 +37,9 @@ export function redactUrl(url: string): string {
   try {
     parsed = new URL(url);
   } catch {
-    // Not a URL we can take apart: keep only what is before any query or credential.
-    const cut = Math.min(...[q, at].filter((i) => i !== -1));
+    // Not a URL we can take apart: keep only what is before any query or credential (user info starts
+    // after the last "/" before the "@").
+    const cut = q !== -1 && (at === -1 || q < at) ? q : url.lastIndexOf('/', at) + 1;
     return `${url.slice(0, cut)}${REDACTED}`;
   }
   if (parsed.username) parsed.username = REDACTED;

@@ -1,7 +1,7 @@
 export { type EncryptionKey, type EncryptionKeys, encryption, type SealedEntry } from './encryption.js';
-export { type KeyvTokenStoreOptions, keyvTokenStore } from './keyv.js';
+export { type KeyvTokenStoreOptions, keyvTokenStore, type SharedTokenStore } from './keyv.js';
 export { memoryLock } from './memory-lock.js';
 export { type PostgresTokenStoreOptions, postgresTokenStore } from './postgres.js';
 export { type PostgresLockOptions, postgresLock } from './postgres-lock.js';
-export { type RedisTokenStoreOptions, redisTokenStore, type SharedTokenStore } from './redis.js';
+export { type RedisTokenStoreOptions, redisTokenStore } from './redis.js';
 export { type RedisCommander, type RedisLockOptions, redisLock } from './redis-lock.js';

@@ -1,41 +1,78 @@
 import type Keyv from 'keyv';
 import { ConfigError, StoreUnavailableError } from '../src/errors.js';
-import type { TokenStore } from '../src/store.js';
+import type { Lock, TokenStore } from '../src/store.js';
 import { type EncryptionKeys, encryption } from './encryption.js';
 import { bounded } from './timeout.js';
 
 export interface KeyvTokenStoreOptions {
   /** Longest wait for any one store call, in ms. @default 1000 */
   timeoutMs?: number;
-  /** Encrypt entries at rest (AES-256-GCM). A list rotates keys: the first encrypts, all decrypt. */
+  /**
+   * Encrypt entries at rest (AES-256-GCM): a 32-byte Buffer, 32 bytes in base64, or a passphrase
+   * (hashed with SHA-256). A list rotates keys: the first encrypts, all decrypt.
+   */
   encryptionKey?: EncryptionKeys;
-  /** Whether other processes see this store. @default false for an in-memory Keyv, true otherwise */
+  /** Whether other processes see this store. @default false for an in-memory Keyv (a Map), true otherwise */
   shared?: boolean;
 }
 
-/** Stands in for an entry that could not be decrypted: the token manager ignores and replaces it. */
+/** A store and the lock for the same engine, on one connection where it can be, closed together. */
+export interface SharedTokenStore {
+  store: TokenStore;
+  lock: Lock;
+  /** Closes the connections both use; safe to call more than once. */
+  close(): Promise<void>;
+}
+
+/**
+ * Stands in for an entry that is there but cannot be read (not JSON, tampered with, sealed with a key
+ * we lack): it is not "no entry", and the token manager, which accepts only valid token sets,
+ * ignores it, reports it and replaces it.
+ */
 const UNREADABLE = Object.freeze({ v: 'unreadable' });
+const GUARDED = Symbol.for('sluice.keyv.guarded');
+
+/**
+ * Keyv parses entries inside `get`, so a value that is not JSON would throw from `get` and look like
+ * an unreachable store. Parse errors become UNREADABLE instead: a corrupt entry is replaced, never a
+ * reason to stop sharing.
+ */
+function guardDeserialize(keyv: Keyv): void {
+  const parse = keyv.deserialize as ((data: string) => unknown) & { [GUARDED]?: true };
+  if (!parse || parse[GUARDED]) return;
+  const guarded = async (data: string) => {
+    try {
+      return await parse(data);
+    } catch {
+      return { value: UNREADABLE };
+    }
+  };
+  keyv.deserialize = Object.assign(guarded, { [GUARDED]: true as const }) as Keyv['deserialize'];
+}
 
 /**
  * A TokenStore on any Keyv. Keyv swallows store errors by default (a failed write returns true, a failed
- * read looks like a miss); here they surface: errors are thrown, `error` events are listened to, every
- * call has a deadline, and all of it becomes `StoreUnavailableError`, never "no token".
+ * read looks like a miss, `error` events with no listener vanish); here they surface: the Keyv is
+ * switched to `throwOnErrors`, its `error` events are listened to, every call has a deadline, and all
+ * of it becomes `StoreUnavailableError` (naming the operation, never a key or a value), never "no token".
  */
 export function keyvTokenStore(keyv: Keyv, options: KeyvTokenStoreOptions = {}): TokenStore {
   const { timeoutMs = 1000, encryptionKey } = options;
   if (!keyv || typeof keyv.get !== 'function') throw new ConfigError('keyvTokenStore needs a Keyv instance');
   if (!(timeoutMs > 0)) throw new ConfigError(`timeoutMs must be a positive number, got ${timeoutMs}`);
   keyv.throwOnErrors = true;
+  guardDeserialize(keyv);
   // With a listener, an adapter's error event can neither crash the process nor vanish unseen; the
   // failing call itself throws (throwOnErrors), which is where it is reported.
-  keyv.on('error', () => {});
+  if (!keyv.listeners('error').includes(ignore)) keyv.on('error', ignore);
   const crypt = encryptionKey === undefined ? undefined : encryption(encryptionKey);
   const shared = options.shared ?? !(keyv.opts.store instanceof Map);
   return {
     shared,
     async get(key) {
       const raw = await bounded('token store read', timeoutMs, () => keyv.get(key));
-      if (raw === undefined || raw === null || !crypt) return raw ?? undefined;
+      if (raw === undefined || raw === null) return undefined;
+      if (!crypt || raw === UNREADABLE) return raw;
       return crypt.open(raw, key) ?? UNREADABLE;
     },
     async set(key, value, ttlMs) {
@@ -51,3 +88,5 @@ export function keyvTokenStore(keyv: Keyv, options: KeyvTokenStoreOptions = {}):
     },
   };
 }
+
+function ignore(): void {}

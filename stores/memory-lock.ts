@@ -1,63 +1,110 @@
 import { randomUUID } from 'node:crypto';
 import type { AcquireOptions, Lock, LockHandle } from '../src/store.js';
-import { sleep } from './timeout.js';
+import { checkAcquire, clampTimer } from './timeout.js';
 
-/** The default lock: mutual exclusion within this process, with the same TTL and owner rules as the shared ones. */
+interface Holder {
+  readonly owner: string;
+  expiresAt: number;
+  timer?: NodeJS.Timeout;
+}
+
+interface Waiter {
+  readonly ttlMs: number;
+  grant(handle: LockHandle): void;
+}
+
+interface KeyState {
+  holder?: Holder | undefined;
+  readonly queue: Waiter[];
+}
+
+/**
+ * The default lock: mutual exclusion within this process, with the same TTL and owner rules as the
+ * shared ones. Waiters queue first come, first served and are handed the lock the moment it is
+ * released or its holder's TTL runs out: no polling, no timer left behind for a key nobody uses.
+ */
 export function memoryLock(): Lock {
-  const held = new Map<string, { owner: string; expiresAt: number }>();
-  const waiters = new Map<string, Set<() => void>>();
+  const keys = new Map<string, KeyState>();
 
-  const wake = (key: string) => {
-    const set = waiters.get(key);
-    if (set) for (const resolve of set) resolve();
-  };
+  function handOver(key: string, state: KeyState): void {
+    state.holder = undefined;
+    const next = state.queue.shift();
+    if (next) next.grant(take(key, state, next.ttlMs));
+    else if (keys.get(key) === state) keys.delete(key);
+  }
 
-  const tryTake = (key: string, ttlMs: number): LockHandle | undefined => {
-    const current = held.get(key);
-    if (current && current.expiresAt > Date.now()) return undefined;
-    const owner = randomUUID();
-    const entry = { owner, expiresAt: Date.now() + ttlMs };
-    held.set(key, entry);
-    const mine = () => held.get(key) === entry && Date.now() < entry.expiresAt;
+  function arm(key: string, state: KeyState, holder: Holder): void {
+    clearTimeout(holder.timer);
+    holder.timer = setTimeout(
+      function expire() {
+        if (state.holder !== holder) return;
+        // Timers may fire a little early: wait for the real expiry.
+        if (Date.now() < holder.expiresAt) arm(key, state, holder);
+        else handOver(key, state);
+      },
+      clampTimer(holder.expiresAt - Date.now()),
+    );
+    holder.timer.unref?.();
+  }
+
+  function take(key: string, state: KeyState, ttlMs: number): LockHandle {
+    const holder: Holder = { owner: randomUUID(), expiresAt: Date.now() + ttlMs };
+    state.holder = holder;
+    arm(key, state, holder);
+    const mine = () => state.holder === holder && Date.now() < holder.expiresAt;
     return {
       key,
-      owner,
+      owner: holder.owner,
       isHeld: async () => mine(),
-      extend: async (ms: number) => {
+      async extend(ms: number) {
         if (!mine()) return false;
-        entry.expiresAt = Date.now() + ms;
+        holder.expiresAt = Date.now() + ms;
+        arm(key, state, holder);
         return true;
       },
-      release: async () => {
-        if (held.get(key)?.owner !== owner) return;
-        held.delete(key);
-        wake(key);
+      async release() {
+        if (state.holder !== holder) return;
+        clearTimeout(holder.timer);
+        handOver(key, state);
       },
     };
-  };
+  }
 
   return {
     shared: false,
-    async acquire(key: string, { ttlMs, waitMs, signal }: AcquireOptions) {
-      const giveUpAt = Date.now() + waitMs;
-      for (;;) {
-        const handle = tryTake(key, ttlMs);
-        if (handle) return handle;
-        const remaining = giveUpAt - Date.now();
-        if (remaining <= 0 || signal?.aborted) return undefined;
-        // Wake on release, on the holder's expiry, or when our wait is over, whichever comes first.
-        const expiry = (held.get(key)?.expiresAt ?? Date.now()) - Date.now();
-        let wakeUp!: () => void;
-        const released = new Promise<void>((resolve) => {
-          wakeUp = resolve;
-        });
-        const set = waiters.get(key) ?? new Set();
-        waiters.set(key, set);
-        set.add(wakeUp);
-        await Promise.race([released, sleep(Math.max(1, Math.min(remaining, expiry + 1)))]);
-        set.delete(wakeUp);
-        if (set.size === 0) waiters.delete(key);
+    async acquire(key: string, options: AcquireOptions) {
+      checkAcquire('memoryLock', options);
+      const { ttlMs, waitMs, signal } = options;
+      let state = keys.get(key);
+      if (state?.holder && Date.now() >= state.holder.expiresAt) {
+        clearTimeout(state.holder.timer);
+        handOver(key, state);
+        state = keys.get(key);
       }
+      if (!state) {
+        state = { queue: [] };
+        keys.set(key, state);
+      }
+      if (!state.holder) return take(key, state, ttlMs);
+      if (waitMs <= 0 || signal?.aborted) return undefined;
+      const queue = state.queue;
+      return new Promise<LockHandle | undefined>((resolve) => {
+        const done = (handle: LockHandle | undefined) => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', giveUp);
+          resolve(handle);
+        };
+        const waiter: Waiter = { ttlMs, grant: done };
+        function giveUp() {
+          const at = queue.indexOf(waiter);
+          if (at !== -1) queue.splice(at, 1);
+          done(undefined);
+        }
+        const timer = setTimeout(giveUp, clampTimer(waitMs));
+        timer.unref?.();
+        signal?.addEventListener('abort', giveUp, { once: true });
+        queue.push(waiter);
+      });
     },
   };
 }

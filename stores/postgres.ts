@@ -2,27 +2,34 @@ import Keyv from 'keyv';
 import type { Pool } from 'pg';
 import { ConfigError } from '../src/errors.js';
 import type { AcquireOptions, Lock, TokenStore } from '../src/store.js';
-import { type KeyvTokenStoreOptions, keyvTokenStore } from './keyv.js';
+import { type KeyvTokenStoreOptions, keyvTokenStore, type SharedTokenStore } from './keyv.js';
 import { importPeer } from './peer.js';
 import { type PostgresLockOptions, postgresLock } from './postgres-lock.js';
-import type { SharedTokenStore } from './redis.js';
 
 export interface PostgresTokenStoreOptions extends KeyvTokenStoreOptions, PostgresLockOptions {
-  /** Prefix for every key, so several apps can share one table. @default 'sluice' */
+  /** Prefix for every key and lock id, so several apps (or tests) can share one table. @default 'sluice' */
   namespace?: string;
-  /** @default 'sluice_tokens' */
+  /** The table `@keyv/postgres` keeps tokens in; created when missing. @default 'sluice_tokens' */
   table?: string;
+  /** Connections in the one pool that tokens and locks share; a held lock keeps one. @default 5 */
+  poolSize?: number;
 }
+
+/** True when CREATE TABLE IF NOT EXISTS lost a race with another process: the table is there. */
+const raced = (error: unknown) => ['23505', '42P07'].includes(String((error as { code?: unknown })?.code));
 
 /**
  * One line for a fleet sharing PostgreSQL: `auth: { grant, ...postgresTokenStore(process.env.DATABASE_URL) }`.
- * Tokens go through `@keyv/postgres` (its table is created on first use); the lock is an advisory lock.
+ * Tokens go through `@keyv/postgres`, the lock is an advisory lock, and both run on one pg Pool that
+ * this store owns (`close()` ends it). Store calls default to a 2 s deadline (`timeoutMs`).
  */
 export function postgresTokenStore(url: string, options: PostgresTokenStoreOptions = {}): SharedTokenStore {
-  const { namespace = 'sluice', table = 'sluice_tokens', timeoutMs = 2000 } = options;
+  const { namespace = 'sluice', table = 'sluice_tokens', timeoutMs = 2000, poolSize = 5 } = options;
   if (!/^postgres(ql)?:\/\//.test(url))
     throw new ConfigError('postgresTokenStore: url must look like postgres://user@host:5432/db');
-  if (!/^\w+$/.test(table)) throw new ConfigError('postgresTokenStore: table must be a plain identifier');
+  if (!/^[A-Za-z_]\w*$/.test(table)) throw new ConfigError('postgresTokenStore: table must be a plain identifier');
+  if (!(Number.isInteger(poolSize) && poolSize >= 2))
+    throw new ConfigError('postgresTokenStore: poolSize must be an integer of at least 2');
   // @keyv/postgres and pg are optional peers: loaded here, when a PostgreSQL store is asked for.
   const opened = (async () => {
     const { default: KeyvPostgres } = await importPeer(
@@ -31,41 +38,62 @@ export function postgresTokenStore(url: string, options: PostgresTokenStoreOptio
       'postgresTokenStore',
     );
     const { default: pg } = await importPeer('pg', () => import('pg'), 'postgresTokenStore');
-    const adapter = new KeyvPostgres({ uri: url, table, max: 4, connectionTimeoutMillis: timeoutMs });
-    const inner = keyvTokenStore(new Keyv({ store: adapter, namespace }), { timeoutMs, ...options, shared: true });
-    const pool: Pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: timeoutMs });
+    const pool: Pool = new pg.Pool({
+      connectionString: url,
+      max: poolSize,
+      connectionTimeoutMillis: timeoutMs,
+      application_name: 'sluice',
+      allowExitOnIdle: true,
+    });
     pool.on('error', () => {});
-    return { inner, pool, lock: postgresLock(pool, options) };
+    // The adapter's table is created when it is constructed; if PostgreSQL was down then, it is
+    // created on the next call instead, so sharing starts as soon as the database is back.
+    let tableReady: Promise<unknown> | undefined;
+    const ensureTable = () =>
+      (tableReady ??= pool
+        .query(`CREATE TABLE IF NOT EXISTS public.${table}(key VARCHAR(255) PRIMARY KEY, value TEXT)`)
+        .catch((error: unknown) => {
+          tableReady = undefined;
+          if (!raced(error)) throw error;
+        }));
+    // @keyv/postgres keeps one module-wide pool per URL, which closing any store would end for all
+    // of them: this adapter queries our pool instead, one per store, shared with the lock.
+    class PooledKeyvPostgres extends KeyvPostgres {
+      override async connect() {
+        return async (sql: string, values?: unknown[]) => {
+          await ensureTable();
+          return (await pool.query(sql, values)).rows;
+        };
+      }
+      override async disconnect() {}
+    }
+    const adapter = new PooledKeyvPostgres({ table });
+    const inner = keyvTokenStore(new Keyv({ store: adapter, namespace }), { ...options, timeoutMs, shared: true });
+    const lock = postgresLock(pool, { queryTimeoutMs: timeoutMs, ...options, prefix: `${namespace}:` });
+    return { inner, pool, lock };
   })();
   opened.catch(() => {});
   // Loading the modules is not the store being slow; each query has its own deadline.
-  const ready = () => opened;
   const store: TokenStore = {
     shared: true,
-    async get(key) {
-      return (await ready()).inner.get(key);
-    },
-    async set(key, value, ttl) {
-      return (await ready()).inner.set(key, value, ttl);
-    },
-    async delete(key) {
-      return (await ready()).inner.delete(key);
-    },
+    get: async (key) => (await opened).inner.get(key),
+    set: async (key, value, ttl) => (await opened).inner.set(key, value, ttl),
+    delete: async (key) => (await opened).inner.delete(key),
   };
   const lock: Lock = {
     shared: true,
-    async acquire(name: string, acquire: AcquireOptions) {
-      return (await ready()).lock.acquire(name, acquire);
-    },
+    acquire: async (name: string, acquire: AcquireOptions) => (await opened).lock.acquire(name, acquire),
   };
+  let closing: Promise<void> | undefined;
   return {
     store,
     lock,
-    async close() {
-      const connection = await opened.catch(() => undefined);
-      if (!connection) return;
-      await connection.inner.close?.();
-      await connection.pool.end().catch(() => {});
-    },
+    close: () =>
+      (closing ??= (async () => {
+        const connection = await opened.catch(() => undefined);
+        if (!connection) return;
+        await connection.lock.close?.();
+        await connection.pool.end().catch(() => {});
+      })()),
   };
 }

@@ -1,7 +1,7 @@
 import Keyv from 'keyv';
 import { ConfigError, StoreUnavailableError } from '../src/errors.js';
-import type { Lock, TokenStore } from '../src/store.js';
-import { type KeyvTokenStoreOptions, keyvTokenStore } from './keyv.js';
+import type { TokenStore } from '../src/store.js';
+import { type KeyvTokenStoreOptions, keyvTokenStore, type SharedTokenStore } from './keyv.js';
 import { importPeer } from './peer.js';
 import { type RedisLockOptions, redisLock } from './redis-lock.js';
 import { bounded } from './timeout.js';
@@ -9,13 +9,6 @@ import { bounded } from './timeout.js';
 export interface RedisTokenStoreOptions extends KeyvTokenStoreOptions, RedisLockOptions {
   /** Prefix for every key this store and its lock write, so several apps can share one Redis. @default 'sluice' */
   namespace?: string;
-}
-
-export interface SharedTokenStore {
-  store: TokenStore;
-  lock: Lock;
-  /** Closes both connections. */
-  close(): Promise<void>;
 }
 
 /** Reconnects forever with a capped backoff: sharing resumes by itself when Redis is back. */
@@ -77,7 +70,7 @@ export function redisTokenStore(url: string, options: RedisTokenStoreOptions = {
     {
       sendCommand: async (args) => (await connected()).client.sendCommand(args),
     },
-    { ...options, prefix: `${namespace}:lock:` },
+    { commandTimeoutMs: timeoutMs, ...options, prefix: `${namespace}:lock:` },
   );
   return {
     store,

@@ -1,4 +1,5 @@
-import { SluiceError, StoreUnavailableError } from '../src/errors.js';
+import { ConfigError, SluiceError, StoreUnavailableError } from '../src/errors.js';
+import type { AcquireOptions } from '../src/store.js';
 
 /** `setTimeout` fires at once above 2^31-1 ms: every wait here is clamped below that. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -21,7 +22,6 @@ export async function bounded<T>(operation: string, timeoutMs: number, work: () 
   try {
     return await Promise.race([work(), deadline]);
   } catch (error) {
-    if (error instanceof StoreUnavailableError) throw error;
     if (error instanceof SluiceError) throw error;
     throw new StoreUnavailableError(`${operation} failed`, { cause: error });
   } finally {
@@ -29,4 +29,34 @@ export async function bounded<T>(operation: string, timeoutMs: number, work: () 
   }
 }
 
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, clampTimer(ms)));
+/** Resolves after `ms`, or early (without error) when `signal` aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, clampTimer(ms));
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** The pause before poll `round` (0-based): exponential from `first` up to `most`, with jitter over its upper half. */
+export function backoff(round: number, [first, most]: readonly [number, number]): number {
+  const step = Math.min(most, first * 2 ** Math.min(round, 16));
+  return step / 2 + Math.random() * (step / 2);
+}
+
+/** Rejects nonsense once, where the lock is asked, instead of letting a server answer with a puzzling error. */
+export function checkAcquire(by: string, { ttlMs, waitMs }: AcquireOptions): void {
+  if (!(ttlMs >= 1 && Number.isFinite(ttlMs))) throw new ConfigError(`${by}: ttlMs must be at least 1, got ${ttlMs}`);
+  if (!(waitMs >= 0)) throw new ConfigError(`${by}: waitMs must be 0 or more, got ${waitMs}`);
+}
+
+export function checkPoll(by: string, poll: readonly [number, number]): void {
+  const [first, most] = poll;
+  if (!(first >= 1 && most >= first && Number.isFinite(most)))
+    throw new ConfigError(`${by}: poll must be [first, most] with 1 <= first <= most, got [${poll.join(', ')}]`);
+}

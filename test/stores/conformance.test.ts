@@ -1,37 +1,74 @@
+import KeyvRedis from '@keyv/redis';
 import Keyv from 'keyv';
 import pg from 'pg';
-import { keyvTokenStore, memoryLock, postgresLock, postgresTokenStore, redisTokenStore } from '../../stores/index.js';
+import {
+  keyvTokenStore,
+  memoryLock,
+  postgresLock,
+  postgresTokenStore,
+  type RedisCommander,
+  redisLock,
+  redisTokenStore,
+  type SharedTokenStore,
+} from '../../stores/index.js';
 import { needs, POSTGRES_URL, REDIS_URL } from '../helpers/services.js';
-import { lockConformance, storeConformance } from './conformance.js';
+import { lockConformance, storeConformance, unique } from './conformance.js';
 
 const redis = await needs('redis');
 const postgres = await needs('postgres');
-const namespace = `conf-${process.pid}`;
+const KEY = Buffer.alloc(32, 7);
 
-storeConformance('in-memory Keyv', () => keyvTokenStore(new Keyv()));
-storeConformance('in-memory Keyv, encrypted', () => keyvTokenStore(new Keyv(), { encryptionKey: 'passphrase' }));
+/** Opens helper stores and closes them (connections included) when the suite is done. */
+function helpers(open: (namespace: string) => SharedTokenStore) {
+  return async (namespace: string) => {
+    const shared = open(namespace);
+    return { ...shared.store, close: shared.close };
+  };
+}
+
+const memory = new Map();
+storeConformance('in-memory Keyv', (namespace) => keyvTokenStore(new Keyv({ store: memory, namespace })));
+storeConformance('in-memory Keyv, encrypted', (namespace) =>
+  keyvTokenStore(new Keyv({ store: memory, namespace }), { encryptionKey: 'a passphrase' }),
+);
 lockConformance('in-process', () => memoryLock());
 
 if (redis) {
-  storeConformance('Redis', () => redisTokenStore(REDIS_URL, { namespace }).store);
-  storeConformance('Redis, encrypted', () => redisTokenStore(REDIS_URL, { namespace, encryptionKey: 'k1' }).store);
-  const shared = redisTokenStore(REDIS_URL, { namespace });
-  lockConformance(
+  storeConformance(
     'Redis',
+    helpers((namespace) => redisTokenStore(REDIS_URL, { namespace })),
+  );
+  storeConformance(
+    'Redis, encrypted',
+    helpers((namespace) => redisTokenStore(REDIS_URL, { namespace, encryptionKey: KEY })),
+  );
+  const shared = redisTokenStore(REDIS_URL, { namespace: unique('conformance-lock') });
+  lockConformance(
+    'Redis (redisTokenStore)',
     () => shared.lock,
     () => shared.close(),
   );
+  // The lock on the very client an @keyv/redis adapter opened: one connection for tokens and lock.
+  const adapter = new KeyvRedis(REDIS_URL);
+  lockConformance(
+    'Redis (redisLock on the @keyv/redis client)',
+    async () => redisLock((await adapter.getClient()) as RedisCommander),
+    () => adapter.disconnect(),
+  );
 }
 if (postgres) {
-  storeConformance('PostgreSQL', () => postgresTokenStore(POSTGRES_URL, { namespace }).store);
+  storeConformance(
+    'PostgreSQL',
+    helpers((namespace) => postgresTokenStore(POSTGRES_URL, { namespace })),
+  );
   storeConformance(
     'PostgreSQL, encrypted',
-    () => postgresTokenStore(POSTGRES_URL, { namespace, encryptionKey: ['new-key', 'old-key'] }).store,
+    helpers((namespace) => postgresTokenStore(POSTGRES_URL, { namespace, encryptionKey: ['new-key', 'old-key'] })),
   );
   const pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 20 });
   lockConformance(
     'PostgreSQL',
-    () => postgresLock(pool),
+    () => postgresLock(pool, { prefix: unique('conformance') }),
     () => pool.end(),
   );
 }

@@ -1,64 +1,92 @@
-/** Shared suites every TokenStore and every Lock must pass. */
+/** Shared suites every TokenStore and every Lock must pass (keyv's adapter test suite is the model). */
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Lock, TokenStore } from '../../src/index.js';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Unique per suite run, so that parallel test files and repeated runs never share a key. */
+export const unique = (label: string) =>
+  `${label}-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
 
-export function storeConformance(name: string, make: () => TokenStore | Promise<TokenStore>): void {
+/**
+ * `make(namespace)` opens a store; two stores opened with one namespace must see the same entries, and
+ * with different namespaces none of each other's.
+ */
+export function storeConformance(name: string, make: (namespace: string) => TokenStore | Promise<TokenStore>): void {
   describe(`TokenStore conformance: ${name}`, () => {
+    const namespace = unique('conformance');
+    const written: [TokenStore, string][] = [];
     const opened: TokenStore[] = [];
-    const open = async () => {
-      const store = await make();
+    const open = async (ns = namespace) => {
+      const store = await make(ns);
       opened.push(store);
       return store;
     };
+    const set = async (store: TokenStore, key: string, value: unknown, ttlMs = 60_000) => {
+      written.push([store, key]);
+      await store.set(key, value, ttlMs);
+    };
     afterAll(async () => {
+      for (const [store, key] of written) await store.delete(key).catch(() => {});
       for (const store of opened) await store.close?.();
     });
-    const run = `conformance:${process.pid}:${Date.now()}:${Math.random().toString(36).slice(2)}`;
-    const key = (suffix: string) => `${run}:${suffix}`;
 
     it('reads back what it wrote, as a copy of the same shape', async () => {
       const store = await open();
-      const value = { v: 1, accessToken: 'a', generation: 3, nested: { list: [1, 2] } };
-      await store.set(key('rw'), value, 60_000);
-      expect(await store.get(key('rw'))).toEqual(value);
+      const value = { v: 1, accessToken: 'at_é✓', refreshToken: ':base64:AAAA', generation: 3, list: [1, null] };
+      await set(store, 'rw', value);
+      const read = await store.get('rw');
+      expect(read).toEqual(value);
+      expect(read).not.toBe(value);
     });
 
-    it('answers undefined for a key it never saw', async () => {
+    it('answers undefined for a key it never saw, and deleting one is not an error', async () => {
       const store = await open();
-      expect(await store.get(key('missing'))).toBeUndefined();
+      expect(await store.get('missing')).toBeUndefined();
+      await expect(store.delete('missing')).resolves.toBeUndefined();
     });
 
     it('overwrites and deletes', async () => {
       const store = await open();
-      await store.set(key('ow'), { n: 1 }, 60_000);
-      await store.set(key('ow'), { n: 2 }, 60_000);
-      expect(await store.get(key('ow'))).toEqual({ n: 2 });
-      await store.delete(key('ow'));
-      expect(await store.get(key('ow'))).toBeUndefined();
+      await set(store, 'ow', { n: 1 });
+      await set(store, 'ow', { n: 2 });
+      expect(await store.get('ow')).toEqual({ n: 2 });
+      await store.delete('ow');
+      expect(await store.get('ow')).toBeUndefined();
     });
 
-    it('forgets an entry after its TTL', async () => {
+    it('keeps an entry for its TTL and forgets it after', async () => {
       const store = await open();
-      await store.set(key('ttl'), { n: 1 }, 1000);
-      expect(await store.get(key('ttl'))).toEqual({ n: 1 });
-      await sleep(1300);
-      expect(await store.get(key('ttl'))).toBeUndefined();
+      await set(store, 'ttl', { n: 1 }, 400);
+      await set(store, 'long', { n: 2 });
+      expect(await store.get('ttl')).toEqual({ n: 1 });
+      await sleep(600);
+      expect(await store.get('ttl')).toBeUndefined();
+      expect(await store.get('long')).toEqual({ n: 2 });
     });
 
     it('keeps keys apart', async () => {
       const store = await open();
-      await Promise.all([store.set(key('a'), { who: 'a' }, 60_000), store.set(key('b'), { who: 'b' }, 60_000)]);
-      expect(await store.get(key('a'))).toEqual({ who: 'a' });
-      expect(await store.get(key('b'))).toEqual({ who: 'b' });
+      await Promise.all([set(store, 'a', { who: 'a' }), set(store, 'b', { who: 'b' })]);
+      expect(await store.get('a')).toEqual({ who: 'a' });
+      expect(await store.get('b')).toEqual({ who: 'b' });
+    });
+
+    it('shares entries within a namespace and isolates namespaces', async () => {
+      const [one, same, other] = [await open(), await open(), await open(`${namespace}-other`)];
+      await set(one, 'ns', { from: 'one' });
+      expect(await same.get('ns')).toEqual({ from: 'one' });
+      expect(await other.get('ns')).toBeUndefined();
+      await set(other, 'ns', { from: 'other' });
+      expect(await one.get('ns')).toEqual({ from: 'one' });
+      await other.delete('ns');
+      expect(await one.get('ns')).toEqual({ from: 'one' });
     });
   });
 }
 
 export function lockConformance(name: string, make: () => Lock | Promise<Lock>, close?: () => Promise<void>): void {
   describe(`Lock conformance: ${name}`, () => {
-    const run = `conformance:${process.pid}:${Date.now()}:${Math.random().toString(36).slice(2)}`;
+    const run = unique('conformance');
     const lockKey = (suffix: string) => `${run}:${suffix}`;
     afterAll(async () => {
       await close?.();
@@ -69,52 +97,69 @@ export function lockConformance(name: string, make: () => Lock | Promise<Lock>, 
       const key = lockKey('mutex');
       let inside = 0;
       let most = 0;
-      let entered = 0;
+      const owners = new Set<string>();
       await Promise.all(
         Array.from({ length: 12 }, async () => {
           const handle = await lock.acquire(key, { ttlMs: 5000, waitMs: 10_000 });
-          expect(handle).toBeDefined();
+          if (!handle) throw new Error('an acquirer gave up');
           inside++;
-          entered++;
           most = Math.max(most, inside);
+          owners.add(handle.owner);
           await sleep(5);
           inside--;
-          await handle!.release();
+          await handle.release();
         }),
       );
-      expect(entered).toBe(12);
+      expect(owners.size).toBe(12);
       expect(most).toBe(1);
     });
 
-    it('gives up after waitMs and says so with undefined', async () => {
+    it('gives up after waitMs and says so with undefined; waitMs 0 tries once', async () => {
       const lock = await make();
       const key = lockKey('wait');
-      const holder = await lock.acquire(key, { ttlMs: 5000, waitMs: 1000 });
-      const started = Date.now();
-      const second = await lock.acquire(key, { ttlMs: 5000, waitMs: 150 });
-      expect(second).toBeUndefined();
+      const holder = await lock.acquire(key, { ttlMs: 5000, waitMs: 0 });
+      expect(holder).toBeDefined();
+      let started = Date.now();
+      expect(await lock.acquire(key, { ttlMs: 5000, waitMs: 150 })).toBeUndefined();
       expect(Date.now() - started).toBeGreaterThanOrEqual(140);
-      expect(Date.now() - started).toBeLessThan(1500);
+      expect(Date.now() - started).toBeLessThan(1000);
+      started = Date.now();
+      expect(await lock.acquire(key, { ttlMs: 5000, waitMs: 0 })).toBeUndefined();
+      expect(Date.now() - started).toBeLessThan(500);
       await holder!.release();
     });
 
-    it('frees a lock whose holder never releases once its TTL passes', async () => {
+    it('hands over soon after a release, long before the TTL', async () => {
+      const lock = await make();
+      const key = lockKey('handover');
+      const holder = await lock.acquire(key, { ttlMs: 10_000, waitMs: 0 });
+      const waiting = lock.acquire(key, { ttlMs: 5000, waitMs: 5000 });
+      await sleep(100);
+      const released = Date.now();
+      await holder!.release();
+      const next = await waiting;
+      expect(next).toBeDefined();
+      expect(Date.now() - released).toBeLessThan(500);
+      await next!.release();
+    });
+
+    it('frees a lock whose holder never releases once its TTL passes; the stale handle cannot free it', async () => {
       const lock = await make();
       const key = lockKey('ttl');
-      const stale = await lock.acquire(key, { ttlMs: 300, waitMs: 1000 });
+      const stale = await lock.acquire(key, { ttlMs: 300, waitMs: 0 });
       expect(stale).toBeDefined();
       const started = Date.now();
       const next = await lock.acquire(key, { ttlMs: 5000, waitMs: 3000 });
       expect(next).toBeDefined();
-      expect(Date.now() - started).toBeLessThan(1500);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+      expect(Date.now() - started).toBeLessThan(1000);
       expect(await stale!.isHeld()).toBe(false);
       expect(await next!.isHeld()).toBe(true);
-      // The stale holder's release must not free the new holder's lock.
       await stale!.release();
       expect(await next!.isHeld()).toBe(true);
-      expect(await lock.acquire(key, { ttlMs: 5000, waitMs: 100 })).toBeUndefined();
+      expect(await lock.acquire(key, { ttlMs: 5000, waitMs: 50 })).toBeUndefined();
       await next!.release();
-      const after = await lock.acquire(key, { ttlMs: 5000, waitMs: 1000 });
+      const after = await lock.acquire(key, { ttlMs: 5000, waitMs: 0 });
       expect(after).toBeDefined();
       await after!.release();
     });
@@ -122,16 +167,16 @@ export function lockConformance(name: string, make: () => Lock | Promise<Lock>, 
     it('extend keeps a live holder in, and a stale handle cannot extend', async () => {
       const lock = await make();
       const key = lockKey('extend');
-      const handle = await lock.acquire(key, { ttlMs: 300, waitMs: 1000 });
+      const handle = await lock.acquire(key, { ttlMs: 300, waitMs: 0 });
       expect(handle?.extend).toBeTypeOf('function');
       await sleep(200);
       expect(await handle!.extend!(2000)).toBe(true);
       await sleep(250);
       expect(await handle!.isHeld()).toBe(true);
-      expect(await lock.acquire(key, { ttlMs: 300, waitMs: 100 })).toBeUndefined();
+      expect(await lock.acquire(key, { ttlMs: 300, waitMs: 50 })).toBeUndefined();
       await handle!.release();
       expect(await handle!.extend!(2000)).toBe(false);
-      const short = await lock.acquire(key, { ttlMs: 150, waitMs: 1000 });
+      const short = await lock.acquire(key, { ttlMs: 150, waitMs: 0 });
       await sleep(250);
       const next = await lock.acquire(key, { ttlMs: 5000, waitMs: 1000 });
       expect(next).toBeDefined();
@@ -140,12 +185,26 @@ export function lockConformance(name: string, make: () => Lock | Promise<Lock>, 
       await next!.release();
     });
 
-    it('reports isHeld false after release', async () => {
+    it('reports isHeld false after release; releasing twice is harmless', async () => {
       const lock = await make();
-      const handle = await lock.acquire(lockKey('held'), { ttlMs: 5000, waitMs: 1000 });
+      const handle = await lock.acquire(lockKey('held'), { ttlMs: 5000, waitMs: 0 });
       expect(await handle!.isHeld()).toBe(true);
       await handle!.release();
       expect(await handle!.isHeld()).toBe(false);
+      await expect(handle!.release()).resolves.toBeUndefined();
+    });
+
+    it('keeps keys apart, and an abort ends a wait early', async () => {
+      const lock = await make();
+      const [a, b] = [lockKey('apart-a'), lockKey('apart-b')];
+      const first = await lock.acquire(a, { ttlMs: 5000, waitMs: 0 });
+      const second = await lock.acquire(b, { ttlMs: 5000, waitMs: 0 });
+      expect(first && second).toBeDefined();
+      const started = Date.now();
+      const aborted = lock.acquire(a, { ttlMs: 5000, waitMs: 5000, signal: AbortSignal.timeout(100) });
+      expect(await aborted).toBeUndefined();
+      expect(Date.now() - started).toBeLessThan(1000);
+      await Promise.all([first!.release(), second!.release()]);
     });
   });
 }
