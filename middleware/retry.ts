@@ -1,6 +1,6 @@
 import pRetry from 'p-retry';
 import { canResend } from '../src/body.js';
-import { AbortError, ConfigError, type SluiceError } from '../src/errors.js';
+import { AbortError, ConfigError, type SluiceError, StoreUnavailableError } from '../src/errors.js';
 import { toSluiceError } from '../src/normalize.js';
 import { redactUrl } from '../src/redact.js';
 import type { HttpRequest } from '../src/request.js';
@@ -122,6 +122,8 @@ export function retry(options: RetryOptions = {}): Middleware {
       const response = failure instanceof RetryableResponse ? failure.response : undefined;
       const error = response ? undefined : toSluiceError(failure, request, request.signal);
       if (error && (!error.retryable || error instanceof AbortError)) return false;
+      // The store and its lock wait had their own deadline already: waiting it out again multiplies it.
+      if (error instanceof StoreUnavailableError) return false;
       const event = { requestId: request.state.id, method: request.method, url: redactUrl(request.url), attempt };
       if (!canResend(request)) {
         request.events?.({

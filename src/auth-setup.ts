@@ -36,6 +36,13 @@ export interface AuthOptions {
   /** Largest token response accepted, in bytes. @default 65536 */
   maxTokenResponseBytes?: number;
   /**
+   * After a refresh whose answer was lost, present the same refresh token once more. Only for servers
+   * with a documented reuse grace window (Okta, Auth0 rotation overlap). @default false
+   */
+  retryLostRefresh?: boolean;
+  /** Longest token-endpoint cool-down (429 `Retry-After`) a call waits out, in ms. @default 60000 */
+  maxRateLimitWait?: number;
+  /**
    * Called when the client closes: `auth: { grant, ...redisTokenStore(url) }` hands the store's
    * connections to the client this way. Pass `{ store, lock }` alone to share one store among clients.
    */
@@ -74,6 +81,8 @@ const AUTH_KEYS = new Set([
   'lockTtl',
   'lockWait',
   'maxTokenResponseBytes',
+  'retryLostRefresh',
+  'maxRateLimitWait',
   'close',
 ]);
 
@@ -125,7 +134,15 @@ export function buildAuthLayers(
       fetch: createTokenFetch(transport, { maxBytes }),
       refreshFetch: createTokenFetch(transport, { maxBytes, connectFailuresOnly: true }),
       events,
-      ...pick(layer, ['skew', 'jitter', 'defaultLifetime', 'lockTtl', 'lockWait'] as const),
+      ...pick(layer, [
+        'skew',
+        'jitter',
+        'defaultLifetime',
+        'lockTtl',
+        'lockWait',
+        'retryLostRefresh',
+        'maxRateLimitWait',
+      ] as const),
     });
     managers.push(manager);
     above.push(
@@ -161,6 +178,7 @@ export function buildAuthLayers(
     below,
     control,
     close: async () => {
+      for (const manager of managers) manager.close();
       await Promise.all(owned.map((item) => item.close?.()));
     },
   };

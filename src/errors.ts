@@ -191,6 +191,8 @@ export interface AuthErrorDetails extends ErrorDetails {
   oauthError?: string | undefined;
   oauthErrorDescription?: string | undefined;
   status?: number | undefined;
+  /** How long the token endpoint asked us to wait (429/503 `Retry-After`), in ms. */
+  retryAfter?: number | undefined;
 }
 
 /** A token could not be obtained, or the API kept refusing it. Never carries a secret. */
@@ -199,6 +201,7 @@ export class AuthError extends SluiceError {
   readonly oauthError: string | undefined;
   readonly oauthErrorDescription: string | undefined;
   readonly status: number | undefined;
+  readonly retryAfter: number | undefined;
   constructor(message: string, details: AuthErrorDetails = {}) {
     super(message, {
       code: details.oauthError ? `AUTH_${details.oauthError.toUpperCase()}` : 'AUTH_FAILED',
@@ -207,9 +210,15 @@ export class AuthError extends SluiceError {
     this.oauthError = details.oauthError;
     this.oauthErrorDescription = details.oauthErrorDescription;
     this.status = details.status;
+    this.retryAfter = details.retryAfter;
   }
   protected override extraJSON(): Record<string, unknown> {
-    return { oauthError: this.oauthError, oauthErrorDescription: this.oauthErrorDescription, status: this.status };
+    return {
+      oauthError: this.oauthError,
+      oauthErrorDescription: this.oauthErrorDescription,
+      status: this.status,
+      retryAfter: this.retryAfter,
+    };
   }
 }
 

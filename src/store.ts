@@ -12,11 +12,32 @@ export interface TokenStore {
   get(key: string): Promise<unknown>;
   /** Writes the whole entry with a time to live. Throws `StoreUnavailableError` on failure. */
   set(key: string, value: unknown, ttlMs: number): Promise<void>;
+  /**
+   * Compare-and-set: writes `value` only if the entry under `key` still has revision `expected`, and
+   * resolves whether it did. `undefined` stands for "no entry, or one whose revision cannot be read"
+   * (missing, expired, corrupt). `value.revision` is the new entry's revision. Throws
+   * `StoreUnavailableError` when the store cannot answer. Without it, the token manager reads,
+   * compares and writes, which is atomic only within one process.
+   */
+  swap?(key: string, value: Revisioned, expected: number | undefined, ttlMs: number): Promise<boolean>;
+  /** True when `swap` is atomic for every process sharing the store (Redis, PostgreSQL, process memory). */
+  readonly atomicSwap?: boolean;
   delete(key: string): Promise<void>;
   /** True when other processes can see this store (Redis, PostgreSQL); false for process memory. */
   readonly shared: boolean;
   /** Releases connections the store owns. */
   close?(): Promise<void>;
+}
+
+/** A store entry that carries its revision in the clear (sealed entries keep it outside the ciphertext). */
+export interface Revisioned {
+  readonly revision: number;
+}
+
+/** The revision of a stored value, or `undefined` when it has none that can be read. */
+export function revisionOf(value: unknown): number | undefined {
+  const revision = (value as { revision?: unknown } | null | undefined)?.revision;
+  return typeof revision === 'number' && Number.isSafeInteger(revision) ? revision : undefined;
 }
 
 export interface AcquireOptions {

@@ -17,6 +17,29 @@ export interface TokenFetchOptions {
   timeout?: number;
   /** Only retry failures where the request surely did not reach the server (refresh tokens). */
   connectFailuresOnly?: boolean;
+  /** Longest `Retry-After` of a 503 waited out here; a longer one ends the request as rate limited. @default 5000 */
+  maxRetryAfter?: number;
+}
+
+/**
+ * The server's `Retry-After` (delay-seconds or an HTTP date) in ms, or `undefined` when it sent none
+ * that can be read. Only the standard header: informational rate-limit headers are not a wait order.
+ */
+export function retryAfterHeader(value: string | null, now = Date.now()): number | undefined {
+  if (value === null) return undefined;
+  const trimmed = value.trim();
+  if (/^\d{1,10}$/.test(trimmed)) return Number(trimmed) * 1000;
+  if (trimmed.length > 64) return undefined;
+  const date = Date.parse(trimmed);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/** True for failures that say the server did not process the request: it can be sent again later. */
+export function notProcessed(error: unknown): boolean {
+  if (error instanceof NetworkError) return NOT_SENT.has(error.code);
+  if (!(error instanceof AuthError) || error.status === undefined) return false;
+  if (error.status === 429 || error.status === 503) return true;
+  return error.status >= 400 && error.status < 500 && error.oauthError !== 'invalid_grant';
 }
 
 /** Errors where the connection was never made, so the request was never seen by the server. */
@@ -47,10 +70,17 @@ async function readCapped(response: HttpResponse, maxBytes: number): Promise<Uin
  * of times, with a short backoff), never on 4xx, never redirected, body capped and buffered.
  */
 export function createTokenFetch(transport: Transport, options: TokenFetchOptions = {}): TokenFetch {
-  const { maxBytes = 64 * 1024, attempts = 3, timeout = 10_000, connectFailuresOnly = false } = options;
+  const {
+    maxBytes = 64 * 1024,
+    attempts = 3,
+    timeout = 10_000,
+    connectFailuresOnly = false,
+    maxRetryAfter = 5000,
+  } = options;
   return async function tokenFetch(url, init = {}) {
     const method = (init.method ?? 'GET').toUpperCase();
     for (let attempt = 1; ; attempt++) {
+      let wait: number | undefined;
       const controller = new AbortController();
       const timer = setTimeout(() => controller.abort(new TimeoutError('attempt', timeout, { method, url })), timeout);
       timer.unref();
@@ -77,8 +107,24 @@ export function createTokenFetch(transport: Transport, options: TokenFetchOption
             },
           );
         }
+        if (response.status === 429 || response.status === 503) {
+          wait = retryAfterHeader(response.header('retry-after'));
+          // The server says when to come back. A 429, or a wait too long to hold this request for, ends
+          // the request: the token manager pauses the credential (for the whole fleet) until then.
+          if (response.status === 429 || (wait !== undefined && (wait > maxRetryAfter || attempt >= attempts))) {
+            await response.discard();
+            throw new AuthError(`token endpoint answered ${response.status}: rate limited`, {
+              code: 'AUTH_RATE_LIMITED',
+              status: response.status,
+              retryAfter: wait,
+              retryable: true,
+              method,
+              url,
+            });
+          }
+        }
         const bytes = await readCapped(response, maxBytes);
-        if (response.status < 500 || attempt >= attempts) {
+        if (response.status < 500 || attempt >= attempts || (connectFailuresOnly && response.status !== 503)) {
           return toWebResponse(
             new HttpResponse({
               status: response.status,
@@ -99,8 +145,10 @@ export function createTokenFetch(transport: Transport, options: TokenFetchOption
         clearTimeout(timer);
         init.signal?.removeEventListener('abort', onAbort);
       }
-      // A 5xx or a network failure: wait a little (full jitter) and try again.
-      await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * 2 ** attempt * Math.random())));
+      // A 503 with Retry-After: as long as the server asked. Another 5xx or a network failure: a little
+      // (full jitter). Then try again.
+      const delay = wait ?? Math.min(2000, 100 * 2 ** attempt * Math.random());
+      await new Promise((resolve) => setTimeout(resolve, delay));
     }
   };
 }

@@ -1,10 +1,21 @@
-import { createHash } from 'node:crypto';
-import { AbortError, AuthError, ConfigError, SluiceError, StoreUnavailableError } from './errors.js';
+import { AbortError, AuthError, ConfigError, SluiceError, StoreUnavailableError, TimeoutError } from './errors.js';
 import type { Grant, GrantContext } from './grants.js';
-import type { Lock, TokenStore } from './store.js';
-import { mayHaveBeenSent, type TokenFetch } from './token-fetch.js';
+import type { AttemptTimeout } from './request.js';
+import { type Lock, type LockHandle, revisionOf, type TokenStore } from './store.js';
+import {
+  entryTtl,
+  nextRevision,
+  readEntry,
+  type Snapshot,
+  type StoredEntry,
+  toEntry,
+  tokenKey,
+} from './token-entry.js';
+import { mayHaveBeenSent, notProcessed, type TokenFetch } from './token-fetch.js';
 import { sealed, type TokenInput, type TokenSet, toTokenSet } from './token-set.js';
 import type { EventSink, SluiceEvent } from './types.js';
+
+export { tokenKey } from './token-entry.js';
 
 export interface TokenManagerOptions {
   grant: Grant;
@@ -29,76 +40,90 @@ export interface TokenManagerOptions {
   refreshTokenTtl?: number;
   /** Prefix of the store key. @default 'sluice:token:' */
   keyPrefix?: string;
+  /**
+   * After a refresh whose answer was lost, present the same refresh token once more. Only for servers
+   * with a documented reuse grace window (Okta's grace period, Auth0's rotation overlap): elsewhere the
+   * second presentation looks like theft and revokes the whole grant. @default false
+   */
+  retryLostRefresh?: boolean;
+  /** Longest token-endpoint cool-down (429/503 `Retry-After`) a caller waits out, in ms. @default 60000 */
+  maxRateLimitWait?: number;
   now?: () => number;
   random?: () => number;
 }
 
-interface StoredEntry {
-  v: 1;
-  accessToken: string;
-  tokenType: string;
-  expiresAt: number;
-  refreshToken?: string | undefined;
-  scope?: string | undefined;
-  generation: number;
-}
+type Options = Required<Omit<TokenManagerOptions, 'events' | 'refreshFetch'>> & Pick<TokenManagerOptions, 'events'>;
 
-/** The store key for a grant: a hash of its identity, so that no secret and no raw id appears in it. */
-export function tokenKey(grant: Grant, prefix = 'sluice:token:'): string {
-  const identity = Object.entries(grant.identity)
-    .filter(([, value]) => value !== undefined)
-    .sort(([a], [b]) => a.localeCompare(b));
-  return prefix + createHash('sha256').update(JSON.stringify(identity)).digest('base64url').slice(0, 32);
-}
-
-/** Resolves with `promise`, or rejects with `AbortError` when `signal` aborts first; `promise` goes on. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(new AbortError({ cause: signal.reason }));
+/** Settles with `promise`, or rejects when `signal` aborts or the caller's `budget` runs out; `promise` goes on. */
+function within<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | undefined,
+  budget: AttemptTimeout | undefined,
+): Promise<T> {
+  if (!signal && !budget) return promise;
+  if (signal?.aborted) return Promise.reject(abortReason(signal));
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new AbortError({ cause: signal.reason }));
-    signal.addEventListener('abort', onAbort, { once: true });
+    const onAbort = () => settle(() => reject(abortReason(signal as AbortSignal)));
+    const timer = budget
+      ? setTimeout(() => settle(() => reject(new TimeoutError(budget.kind, budget.limit))), budget.ms)
+      : undefined;
+    timer?.unref?.();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    function settle(done: () => void) {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      done();
+    }
     promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
+      (value) => settle(() => resolve(value)),
+      (error: unknown) => settle(() => reject(error)),
     );
   });
 }
 
-/** A stored token that another holder wrote, found while handling a failure. */
-class Adopt {
-  readonly tokens: TokenSet;
-  constructor(tokens: TokenSet) {
-    this.tokens = tokens;
-  }
+function abortReason(signal: AbortSignal): SluiceError {
+  return signal.reason instanceof SluiceError ? signal.reason : new AbortError({ cause: signal.reason });
 }
+
+const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref?.());
+
+const isRateLimited = (error: unknown): error is AuthError =>
+  error instanceof AuthError && error.code === 'AUTH_RATE_LIMITED';
+
+/** The holder must step back and wait again: it lost its lease, or someone wrote or presented meanwhile. */
+const AGAIN = Symbol('again');
 
 /**
  * Keeps one credential current: memory first (the hot path reads nothing else), the store at start,
  * near expiry and after a 401. One refresh at a time per process (single flight) and, through the
- * lock, one across every process sharing the store.
+ * lock, one across every process sharing the store. The rules that hold whatever fails:
+ * - a refresh token is marked spent in the store (compare-and-set) before it is presented, so no
+ *   process presents it twice, even when the answer is lost or the holder is paused past its lease;
+ * - every write is a compare-and-set on the revision read, so a stale holder never overwrites;
+ * - new tokens are served from memory even when the store write fails, and the write is retried;
+ * - a 429 from the token endpoint pauses the credential for the fleet until its `Retry-After`.
  */
 export class TokenManager {
   readonly key: string;
   readonly grant: Grant;
-  readonly #o: Required<Omit<TokenManagerOptions, 'events' | 'refreshFetch'>> & Pick<TokenManagerOptions, 'events'>;
+  readonly #o: Options;
   readonly #refreshFetch: TokenFetch;
   #memory: TokenSet | undefined;
   #refreshAt = 0;
   #inFlight: Promise<TokenSet> | undefined;
   #storeDown = false;
   #listeners: ((tokens: TokenSet) => void)[] = [];
+  /** Refresh tokens this process has presented: never again, whatever the store says. */
+  #presented: string[] = [];
+  /** New tokens whose store write failed: written again until it lands or is superseded. */
+  #unwritten: { tokens: TokenSet; expected: number | undefined } | undefined;
+  #flushTimer: NodeJS.Timeout | undefined;
+  #pausedUntil = 0;
   /** Store reads, counted so tests and benchmarks can prove the hot path makes none. */
   storeReads = 0;
 
   constructor(options: TokenManagerOptions) {
-    const o = {
+    const o: Options = {
       skew: 60_000,
       jitter: 30_000,
       defaultLifetime: 3_600_000,
@@ -106,16 +131,27 @@ export class TokenManager {
       lockWait: 20_000,
       refreshTokenTtl: 30 * 24 * 3_600_000,
       keyPrefix: 'sluice:token:',
+      retryLostRefresh: false,
+      maxRateLimitWait: 60_000,
       now: Date.now,
       random: Math.random,
       ...options,
     };
-    for (const name of ['skew', 'jitter', 'defaultLifetime', 'lockTtl', 'lockWait', 'refreshTokenTtl'] as const) {
+    for (const name of [
+      'skew',
+      'jitter',
+      'defaultLifetime',
+      'lockTtl',
+      'lockWait',
+      'refreshTokenTtl',
+      'maxRateLimitWait',
+    ] as const) {
       const value = o[name];
       if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
         throw new ConfigError(`auth.${name} must be a non-negative number of milliseconds, got ${String(value)}`);
       }
     }
+    if (!(o.lockTtl >= 1)) throw new ConfigError('auth.lockTtl must be at least 1 ms');
     if (!o.grant || typeof o.grant.obtain !== 'function')
       throw new ConfigError('auth.grant must be a grant, e.g. clientCredentials({...})');
     this.#o = o;
@@ -131,22 +167,26 @@ export class TokenManager {
     const now = this.#o.now();
     if (now < this.#refreshAt) return tokens;
     if (now >= tokens.expiresAt - 1000) return undefined;
-    if (!this.#inFlight) this.#refresh(tokens.generation, 'expiring').catch(() => {});
+    if (!this.#inFlight && now >= this.#pausedUntil) this.#refresh(tokens.generation, 'expiring').catch(() => {});
     return tokens;
   }
 
-  /** A token good to send: from memory, the store, or a new one. A caller's abort does not cancel a shared refresh. */
-  token(signal?: AbortSignal): Promise<TokenSet> {
+  /**
+   * A token good to send: from memory, the store, or a new one. `budget` is what is left of the
+   * caller's attempt: waiting (for another holder, for a cool-down) ends with a `TimeoutError` when it
+   * runs out, and neither that nor the caller's abort cancels the shared refresh.
+   */
+  token(signal?: AbortSignal, budget?: AttemptTimeout): Promise<TokenSet> {
     const tokens = this.current();
     if (tokens) return Promise.resolve(tokens);
-    return abortable(this.#refresh(this.#memory?.generation, 'expired'), signal);
+    return this.#await(() => this.#refresh(this.#memory?.generation, 'expired'), signal, budget);
   }
 
   /**
    * The API refused a request sent with `generation`. If the token has already moved on, the current one
    * is returned; otherwise this joins, or starts, the one refresh.
    */
-  rejected(generation: number | undefined, signal?: AbortSignal): Promise<TokenSet> {
+  rejected(generation: number | undefined, signal?: AbortSignal, budget?: AttemptTimeout): Promise<TokenSet> {
     const tokens = this.#memory;
     if (
       tokens &&
@@ -156,7 +196,7 @@ export class TokenManager {
     ) {
       return Promise.resolve(tokens);
     }
-    return abortable(this.#refresh(generation ?? tokens?.generation, 'rejected'), signal);
+    return this.#await(() => this.#refresh(generation ?? tokens?.generation, 'rejected'), signal, budget);
   }
 
   /** Forgets the current token: the next request gets a new one (the stored refresh token is kept). */
@@ -174,8 +214,36 @@ export class TokenManager {
     };
   }
 
+  /** Stops retrying a failed store write (the client calls this when it closes). */
+  close(): void {
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+  }
+
   #emit(event: Omit<Extract<SluiceEvent, { type: 'token' }>, 'type' | 'key'>): void {
     this.#o.events?.()?.({ type: 'token', key: this.key, ...event });
+  }
+
+  /** One caller's wait for the shared refresh; a cool-down that ends within its budget is waited out once. */
+  async #await(
+    start: () => Promise<TokenSet>,
+    signal: AbortSignal | undefined,
+    budget: AttemptTimeout | undefined,
+  ): Promise<TokenSet> {
+    const began = performance.now();
+    const left = (): AttemptTimeout | undefined =>
+      budget && { ...budget, ms: Math.max(0, budget.ms - (performance.now() - began)) };
+    try {
+      return await within(start(), signal, budget);
+    } catch (error) {
+      if (!isRateLimited(error)) throw error;
+      const wait = Math.max(0, this.#pausedUntil - this.#o.now());
+      const remaining = left();
+      if (remaining && wait >= remaining.ms) throw new TimeoutError(remaining.kind, remaining.limit, { cause: error });
+      if (wait > this.#o.maxRateLimitWait) throw error;
+      await within(pause(wait), signal, remaining);
+      return within(start(), signal, left());
+    }
   }
 
   #refresh(failed: number | undefined, reason: string): Promise<TokenSet> {
@@ -201,119 +269,317 @@ export class TokenManager {
   }
 
   /** True when `tokens` can be used instead of refreshing away from generation `failed`. */
-  #usable(tokens: TokenSet | undefined, failed: number | undefined): boolean {
+  #usable(tokens: TokenSet | undefined, failed: number | undefined): tokens is TokenSet {
     if (!tokens || this.#o.now() >= tokens.expiresAt - 1000) return false;
     return failed === undefined || tokens.generation > failed;
   }
 
   async #run(failed: number | undefined): Promise<TokenSet> {
-    let stored: TokenSet | undefined;
+    let snapshot: Snapshot;
     try {
-      stored = await this.#read();
+      snapshot = await this.#read();
     } catch (error) {
       return this.#offline(error);
     }
-    if (stored && this.#usable(stored, failed)) return this.#adopt(stored, 'loaded');
+    if (this.#usable(snapshot.tokens, failed)) return this.#adopt(snapshot.tokens, 'loaded');
 
-    const { lock } = this.#o;
     const lockKey = `${this.key}:lock`;
     const waitStarted = this.#o.now();
     const giveUpAt = waitStarted + this.#o.lockWait;
-    let handle: Awaited<ReturnType<Lock['acquire']>>;
     this.#emit({ action: 'lock-wait' });
     // Wait for the lock in short turns and look at the store between them: when another holder has
     // written the new generation, take it from the store without queueing for the lock at all.
     for (let turn = 0; ; turn++) {
-      const remaining = giveUpAt - this.#o.now();
+      let handle: LockHandle | undefined;
       try {
-        handle = await lock.acquire(lockKey, {
-          ttlMs: this.#o.lockTtl,
-          waitMs: Math.max(0, Math.min(remaining, 50 * 2 ** Math.min(turn, 2))),
-        });
-        if (handle) break;
-        stored = await this.#read();
+        const waitMs = Math.max(0, Math.min(giveUpAt - this.#o.now(), 50 * 2 ** Math.min(turn, 2)));
+        handle = await this.#o.lock.acquire(lockKey, { ttlMs: this.#o.lockTtl, waitMs });
+        if (!handle) snapshot = await this.#read();
       } catch (error) {
         return this.#offline(error);
       }
-      if (stored && this.#usable(stored, failed)) return this.#adopt(stored, 'loaded');
+      if (handle) {
+        this.#emit({ action: 'lock-acquired', durationMs: this.#o.now() - waitStarted });
+        const outcome = await this.#hold(handle, failed);
+        if (outcome !== AGAIN) return outcome;
+        await pause(10 + this.#o.random() * 40);
+      } else if (this.#usable(snapshot.tokens, failed)) {
+        return this.#adopt(snapshot.tokens, 'loaded');
+      }
       if (this.#o.now() >= giveUpAt) {
         throw new StoreUnavailableError(`no refresh within ${this.#o.lockWait} ms: the refresh lock stayed taken`);
       }
     }
-    this.#emit({ action: 'lock-acquired', durationMs: this.#o.now() - waitStarted });
+  }
+
+  /** Under the lock: re-read, and refresh only if the store still holds the generation that failed. */
+  async #hold(handle: LockHandle, failed: number | undefined): Promise<TokenSet | typeof AGAIN> {
     // Keep the lock while this refresh is alive, however slow the token endpoint: a second holder
-    // would otherwise present the same refresh token. If this process dies, the beats stop and the
-    // lock expires within one TTL.
-    const lease = handle;
-    const beat = lease.extend
+    // would otherwise wait for nothing. If this process dies or pauses, the beats stop and the lock
+    // expires on the server within one TTL.
+    const beat = handle.extend
       ? setInterval(
           () => {
-            void lease.extend?.(this.#o.lockTtl).catch(() => false);
+            void handle.extend?.(this.#o.lockTtl).catch(() => false);
           },
           Math.min(2 ** 31 - 1, Math.max(50, this.#o.lockTtl / 3)),
         )
       : undefined;
     beat?.unref();
     try {
-      stored = await this.#read();
-      if (stored && this.#usable(stored, failed)) return this.#adopt(stored, 'loaded');
-      const base = newest(stored, this.#memory);
-      const result = await this.#obtain(base, true);
-      if (result instanceof Adopt) return this.#adopt(result.tokens, 'loaded');
-      const generation = Math.max(stored?.generation ?? 0, this.#memory?.generation ?? 0, failed ?? 0) + 1;
-      const tokens = toTokenSet(
-        { ...result, refreshToken: result.refreshToken ?? base?.refreshToken },
-        generation,
-        this.#o.defaultLifetime,
-        this.#o.now(),
+      if (this.#unwritten) await this.#flush();
+      const snapshot = await this.#read();
+      if (this.#usable(snapshot.tokens, failed)) return this.#adopt(snapshot.tokens, 'loaded');
+      await this.#checkPause();
+      const base = newest(snapshot.tokens, this.#memory);
+      if (base?.refreshToken && this.#o.grant.refresh) return await this.#refreshWith(base, snapshot, handle, failed);
+      return await this.#store(
+        await this.#call(this.#o.fetch, 'obtain'),
+        base,
+        snapshot.revision,
+        failed,
+        false,
+        handle,
       );
-      if (!(await handle.isHeld())) {
-        // Our lock expired mid-refresh: someone else may hold it now, so we must not overwrite the store.
-        this.#emit({ action: 'failed', reason: 'refresh lock expired before the write; token kept in memory only' });
-        return this.#adopt(tokens, 'obtained');
-      }
-      await this.#write(tokens);
-      return this.#adopt(tokens, 'stored');
     } catch (error) {
       if (error instanceof StoreUnavailableError) return this.#offline(error);
       throw error;
     } finally {
       clearInterval(beat);
-      await handle.release();
+      await handle.release().catch(() => {});
     }
   }
 
-  /** Gets new tokens: the refresh token when there is one, else (or when it fails) the primary grant. */
-  async #obtain(base: TokenSet | undefined, shared: boolean): Promise<TokenInput | Adopt> {
-    const { grant } = this.#o;
-    const context = (fetch: TokenFetch): GrantContext => ({ fetch });
-    if (base?.refreshToken && grant.refresh && shared) {
-      try {
-        return await grant.refresh(context(this.#refreshFetch), base);
-      } catch (error) {
-        if (mayHaveBeenSent(error)) {
-          // The server may have rotated the refresh token without our hearing back: never send it again.
-          if (grant.canReauthenticate) return grant.obtain(context(this.#o.fetch));
-          throw new AuthError(
-            'the refresh request got no answer and its refresh token may be spent; re-authentication is needed',
-            {
-              code: 'AUTH_REAUTHENTICATE',
-              cause: error,
-            },
-          );
-        }
-        if (error instanceof AuthError && error.oauthError === 'invalid_grant') {
-          // Another process may have rotated it a moment ago.
-          const again = await this.#read();
-          if (again && again.generation > base.generation && this.#usable(again, undefined)) return new Adopt(again);
-        }
-        if (error instanceof AuthError && !error.retryable && grant.canReauthenticate) {
-          return grant.obtain(context(this.#o.fetch));
-        }
+  /** Presents `base.refreshToken` at most once for the whole fleet: marked spent in the store first. */
+  async #refreshWith(
+    base: TokenSet,
+    snapshot: Snapshot,
+    handle: LockHandle,
+    failed: number | undefined,
+  ): Promise<TokenSet | typeof AGAIN> {
+    const refreshToken = base.refreshToken as string;
+    const stored = snapshot.entry?.refreshToken === refreshToken ? snapshot.entry : undefined;
+    if (stored?.spentAt !== undefined || this.#presented.includes(refreshToken)) {
+      // Presented already. Its holder may still be waiting for the answer (it lost the lease, so it is
+      // slow or paused): give it one lease to write; after that, or when it said so, the token is lost.
+      const age = this.#o.now() - (stored?.spentAt ?? 0);
+      if (stored && !stored.lost && age < this.#o.lockTtl) return AGAIN;
+      return this.#lost(base, snapshot.revision, failed, undefined, handle);
+    }
+    // Right before presenting: the lock service (not a local timer) confirms the lease, and the store
+    // takes the spent mark only if nobody wrote since our read.
+    if (!(await handle.isHeld())) {
+      this.#emit({ action: 'lock-lost', reason: 'the lease ended before the refresh token was presented' });
+      return AGAIN;
+    }
+    const claim = nextRevision(snapshot.revision, this.#o.now());
+    if (!(await this.#swap(toEntry(base, claim, { spentAt: this.#o.now() }), snapshot.revision))) return AGAIN;
+    this.#presented = [...this.#presented.slice(-15), refreshToken];
+    let input: TokenInput;
+    try {
+      input = await this.#call(this.#refreshFetch, 'refresh', base);
+    } catch (error) {
+      if (notProcessed(error)) {
+        // The server said it did not process the request: the refresh token is still good.
+        this.#presented = this.#presented.filter((token) => token !== refreshToken);
+        await this.#swap(toEntry(base, nextRevision(claim, this.#o.now())), claim).catch(() => false);
         throw error;
       }
+      if (error instanceof AuthError && error.oauthError === 'invalid_grant') {
+        // Another process may have rotated it a moment ago (a store that lost our mark, an old entry).
+        const again = await this.#read();
+        if (this.#usable(again.tokens, failed) && again.tokens.generation > base.generation)
+          return this.#adopt(again.tokens, 'loaded');
+        if (!this.#o.grant.canReauthenticate) throw error;
+        return this.#store(await this.#call(this.#o.fetch, 'obtain'), base, again.revision, failed, false, handle);
+      }
+      if (!(this.#o.retryLostRefresh && mayHaveBeenSent(error))) return this.#lost(base, claim, failed, error, handle);
+      try {
+        input = await this.#call(this.#refreshFetch, 'refresh', base);
+      } catch (second) {
+        return this.#lost(base, claim, failed, second, handle);
+      }
     }
-    return grant.obtain(context(this.#o.fetch));
+    return this.#store(input, base, claim, failed, true, handle);
+  }
+
+  /** The refresh token was presented and its answer never came: re-authenticate if the grant can, else fail typed. */
+  async #lost(
+    base: TokenSet,
+    revision: number | undefined,
+    failed: number | undefined,
+    cause: unknown,
+    handle: LockHandle,
+  ): Promise<TokenSet> {
+    this.#emit({ action: 'refresh-token-lost', generation: base.generation });
+    let expected = revision;
+    const lost = nextRevision(revision, this.#o.now());
+    if (await this.#swap(toEntry(base, lost, { spentAt: this.#o.now(), lost: true }), revision).catch(() => false))
+      expected = lost;
+    if (!this.#o.grant.canReauthenticate) {
+      throw new AuthError(
+        'the refresh token was presented and no answer came back; it may be spent and is never sent again: re-authentication is needed',
+        { code: 'AUTH_REFRESH_TOKEN_LOST', cause },
+      );
+    }
+    return this.#store(await this.#call(this.#o.fetch, 'obtain'), base, expected, failed, false, handle);
+  }
+
+  /** Runs the grant; a 429 (or a long 503) pauses the credential for the whole fleet first. */
+  async #call(fetch: TokenFetch, step: 'obtain' | 'refresh', base?: TokenSet): Promise<TokenInput> {
+    const context: GrantContext = { fetch };
+    try {
+      if (step === 'refresh') return await (this.#o.grant.refresh as NonNullable<Grant['refresh']>)(context, base!);
+      return await this.#o.grant.obtain(context);
+    } catch (error) {
+      if (isRateLimited(error)) await this.#pause(error);
+      throw error;
+    }
+  }
+
+  async #pause(error: AuthError): Promise<void> {
+    const ms = Math.min(Math.max(error.retryAfter ?? 1000, 100), 3_600_000);
+    const until = this.#o.now() + ms;
+    this.#pausedUntil = Math.max(this.#pausedUntil, until);
+    this.#emit({ action: 'rate-limited', durationMs: ms, error });
+    await this.#o.store.set(`${this.key}:pause`, { until }, ms).catch(() => {});
+  }
+
+  /** Throws while this credential is cooling down, here or anywhere in the fleet (the store says). */
+  async #checkPause(): Promise<void> {
+    const raw = (await this.#o.store.get(`${this.key}:pause`)) as { until?: unknown } | undefined;
+    const stored = typeof raw?.until === 'number' && Number.isFinite(raw.until) ? raw.until : 0;
+    this.#pausedUntil = Math.max(this.#pausedUntil, stored);
+    if (this.#pausedUntil > this.#o.now()) throw this.#rateLimited();
+  }
+
+  #rateLimited(): AuthError {
+    const wait = Math.max(0, this.#pausedUntil - this.#o.now());
+    return new AuthError(`the token endpoint asked for a pause; ${Math.ceil(wait)} ms left`, {
+      code: 'AUTH_RATE_LIMITED',
+      retryAfter: wait,
+      retryable: true,
+    });
+  }
+
+  /**
+   * Serves new tokens from memory at once, then writes them as a compare-and-set on `expected`. A
+   * newer entry found instead wins (we never overwrite it); a store that fails keeps the tokens in
+   * memory and the write is retried in the background.
+   */
+  async #store(
+    input: TokenInput,
+    base: TokenSet | undefined,
+    expected: number | undefined,
+    failed: number | undefined,
+    refreshed: boolean,
+    handle: LockHandle,
+  ): Promise<TokenSet> {
+    const generation = Math.max(base?.generation ?? 0, this.#memory?.generation ?? 0, failed ?? 0) + 1;
+    const tokens = toTokenSet(
+      refreshed ? { ...input, refreshToken: input.refreshToken || base?.refreshToken } : input,
+      generation,
+      this.#o.defaultLifetime,
+      this.#o.now(),
+    );
+    if (!this.#o.store.atomicSwap && !(await handle.isHeld())) {
+      // Without a compare-and-set on the server, only the lease keeps writers apart: someone else
+      // may hold it now, so the store is not touched.
+      this.#emit({ action: 'failed', reason: 'refresh lock expired before the write; token kept in memory only' });
+      return this.#adopt(tokens, 'obtained');
+    }
+    const outcome = await this.#persist(tokens, expected);
+    if (outcome === 'stored') return this.#adopt(tokens, 'stored');
+    if (outcome === 'unwritten') return this.#adopt(tokens, 'obtained');
+    return this.#adopt(outcome, 'loaded');
+  }
+
+  async #persist(tokens: TokenSet, expected: number | undefined): Promise<'stored' | 'unwritten' | TokenSet> {
+    let current = expected;
+    for (let round = 0; round < 3; round++) {
+      try {
+        if (await this.#swap(toEntry(tokens, nextRevision(current, this.#o.now())), current)) {
+          if (this.#unwritten?.tokens === tokens) this.#unwritten = undefined;
+          return 'stored';
+        }
+        const now = await this.#read();
+        // Our own write that timed out may have landed after all.
+        if (now.tokens?.generation === tokens.generation && now.tokens.accessToken === tokens.accessToken)
+          return 'stored';
+        // A newer holder wrote first: fencing, its entry stands and ours is dropped.
+        if (now.tokens && now.tokens.generation >= tokens.generation && this.#usable(now.tokens, undefined))
+          return now.tokens;
+        current = now.revision;
+      } catch (error) {
+        this.#emit({
+          action: 'store-write-failed',
+          generation: tokens.generation,
+          reason: 'new tokens kept in memory; the write is retried',
+          error: error instanceof SluiceError ? error : new StoreUnavailableError('token store write failed'),
+        });
+        // Retried in the background only where a compare-and-set keeps a late write from doing harm.
+        if (this.#o.store.atomicSwap) {
+          this.#unwritten = { tokens, expected: current };
+          this.#scheduleFlush(0);
+        }
+        return 'unwritten';
+      }
+    }
+    return 'unwritten';
+  }
+
+  #scheduleFlush(round: number): void {
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = setTimeout(
+      () => {
+        this.#flushTimer = undefined;
+        this.#flush().then(
+          (done) => {
+            if (!done) this.#scheduleFlush(round + 1);
+          },
+          () => this.#scheduleFlush(round + 1),
+        );
+      },
+      Math.min(5000, 100 * 2 ** round) * (0.5 + this.#o.random() / 2),
+    );
+    this.#flushTimer.unref?.();
+  }
+
+  /** Writes tokens whose write failed; true when nothing is left to write. */
+  async #flush(): Promise<boolean> {
+    const pending = this.#unwritten;
+    if (!pending) return true;
+    if (pending.tokens !== this.#memory || this.#o.now() >= pending.tokens.expiresAt) {
+      this.#unwritten = undefined;
+      return true;
+    }
+    const revision = nextRevision(pending.expected, this.#o.now());
+    let written: boolean;
+    try {
+      written = await this.#swap(toEntry(pending.tokens, revision), pending.expected);
+    } catch {
+      return false;
+    }
+    this.#unwritten = undefined;
+    if (written) {
+      this.#emit({ action: 'stored', generation: pending.tokens.generation, reason: 'written after a failed write' });
+      return true;
+    }
+    // Someone wrote in the meantime: their entry stands; adopt it if it is the newer one.
+    const now = await this.#read().catch(() => undefined);
+    if (now?.tokens && now.tokens.generation >= pending.tokens.generation && this.#usable(now.tokens, undefined))
+      this.#adopt(now.tokens, 'loaded');
+    return true;
+  }
+
+  /** Compare-and-set through the store, or read-compare-write where the store has none (one process only). */
+  async #swap(entry: StoredEntry, expected: number | undefined): Promise<boolean> {
+    const { store } = this.#o;
+    const ttl = entryTtl(entry, this.#o.refreshTokenTtl, this.#o.now());
+    if (store.swap) return store.swap(this.key, entry, expected, ttl);
+    if (revisionOf(await store.get(this.key)) !== expected) return false;
+    await store.set(this.key, entry, ttl);
+    return true;
   }
 
   /** The store is unreachable: go on locally if the grant can re-authenticate on its own, else fail typed. */
@@ -329,59 +595,31 @@ export class TokenManager {
       this.#storeDown = true;
       this.#emit({ action: 'store-unavailable', error: failure, reason: 'going on from process memory' });
     }
+    // New tokens whose write failed are still good: serve them rather than ask again.
+    const kept = this.#unwritten?.tokens;
+    if (this.#usable(kept, undefined) && kept === this.#memory) return kept;
     if (!this.#o.grant.canReauthenticate) throw failure;
-    const input = await this.#obtain(undefined, false);
-    if (input instanceof Adopt) return this.#adopt(input.tokens, 'loaded');
+    if (this.#o.now() < this.#pausedUntil) throw this.#rateLimited();
+    const input = await this.#call(this.#o.fetch, 'obtain');
     const generation = (this.#memory?.generation ?? 0) + 1;
     return this.#adopt(toTokenSet(input, generation, this.#o.defaultLifetime, this.#o.now()), 'obtained');
   }
 
-  async #read(): Promise<TokenSet | undefined> {
+  async #read(): Promise<Snapshot> {
     this.storeReads++;
     const raw = await this.#o.store.get(this.key);
     if (this.#storeDown) {
       this.#storeDown = false;
       this.#emit({ action: 'store-recovered' });
     }
-    if (raw === undefined || raw === null) return undefined;
-    const entry = raw as Partial<StoredEntry>;
-    try {
-      if (entry.v !== 1 || typeof entry.generation !== 'number' || !Number.isSafeInteger(entry.generation))
-        throw new Error('shape');
-      return toTokenSet(
-        {
-          accessToken: entry.accessToken as string,
-          tokenType: entry.tokenType,
-          expiresAt: entry.expiresAt,
-          refreshToken: entry.refreshToken,
-          scope: entry.scope,
-        },
-        entry.generation,
-        this.#o.defaultLifetime,
-        Math.min(this.#o.now(), typeof entry.expiresAt === 'number' ? entry.expiresAt : 0),
-      );
-    } catch {
+    const snapshot = readEntry(raw, this.#o.defaultLifetime, this.#o.now());
+    if (snapshot.corrupt) {
       this.#emit({
         action: 'store-entry-ignored',
         reason: 'stored entry is corrupt or of another version; it will be replaced',
       });
-      return undefined;
     }
-  }
-
-  async #write(tokens: TokenSet): Promise<void> {
-    const entry: StoredEntry = {
-      v: 1,
-      accessToken: tokens.accessToken,
-      tokenType: tokens.tokenType,
-      expiresAt: tokens.expiresAt,
-      refreshToken: tokens.refreshToken,
-      scope: tokens.scope,
-      generation: tokens.generation,
-    };
-    const lifetime = tokens.expiresAt - this.#o.now();
-    const ttl = tokens.refreshToken ? Math.max(lifetime, this.#o.refreshTokenTtl) : lifetime + 60_000;
-    await this.#o.store.set(this.key, entry, Math.max(1000, ttl));
+    return snapshot;
   }
 
   #adopt(tokens: TokenSet, action: 'loaded' | 'stored' | 'obtained'): TokenSet {

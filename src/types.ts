@@ -51,7 +51,11 @@ export type SluiceEvent =
         | 'invalidated'
         | 'store-unavailable'
         | 'store-recovered'
-        | 'store-entry-ignored';
+        | 'store-entry-ignored'
+        | 'store-write-failed'
+        | 'refresh-token-lost'
+        | 'rate-limited'
+        | 'lock-lost';
       key: string;
       generation?: number | undefined;
       durationMs?: number;

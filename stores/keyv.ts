@@ -1,6 +1,6 @@
 import type Keyv from 'keyv';
 import { ConfigError, StoreUnavailableError } from '../src/errors.js';
-import type { Lock, TokenStore } from '../src/store.js';
+import { type Lock, revisionOf, type TokenStore } from '../src/store.js';
 import { type EncryptionKeys, encryption } from './encryption.js';
 import { bounded } from './timeout.js';
 
@@ -57,6 +57,21 @@ function guardDeserialize(keyv: Keyv): void {
  * of it becomes `StoreUnavailableError` (naming the operation, never a key or a value), never "no token".
  */
 export function keyvTokenStore(keyv: Keyv, options: KeyvTokenStoreOptions = {}): TokenStore {
+  return keyvStore(keyv, options);
+}
+
+/**
+ * What an engine does atomically on the server: replace the raw entry under `rawKey` with `serialized`
+ * (Keyv's own envelope) if the entry's revision is still `expected`, reading an expired, corrupt or
+ * missing entry as having none.
+ */
+export interface EngineSwap {
+  rawKey(key: string): string;
+  swap(rawKey: string, serialized: string, expected: number | undefined, ttlMs: number): Promise<boolean>;
+}
+
+/** `keyvTokenStore`, plus the engine's own compare-and-set when the store is Redis or PostgreSQL. */
+export function keyvStore(keyv: Keyv, options: KeyvTokenStoreOptions, engine?: EngineSwap): TokenStore {
   const { timeoutMs = 1000, encryptionKey } = options;
   if (!keyv || typeof keyv.get !== 'function') throw new ConfigError('keyvTokenStore needs a Keyv instance');
   if (!(timeoutMs > 0)) throw new ConfigError(`timeoutMs must be a positive number, got ${timeoutMs}`);
@@ -67,18 +82,37 @@ export function keyvTokenStore(keyv: Keyv, options: KeyvTokenStoreOptions = {}):
   if (!keyv.listeners('error').includes(ignore)) keyv.on('error', ignore);
   const crypt = encryptionKey === undefined ? undefined : encryption(encryptionKey);
   const shared = options.shared ?? !(keyv.opts.store instanceof Map);
+  // The revision stays outside the ciphertext: the engine compares it without any key.
+  const seal = (key: string, value: unknown) =>
+    crypt ? { ...crypt.seal(value, key), revision: revisionOf(value) } : value;
+  const get = async (key: string): Promise<unknown> => {
+    const raw = await bounded('token store read', timeoutMs, () => keyv.get(key));
+    if (raw === undefined || raw === null) return undefined;
+    if (!crypt || raw === UNREADABLE) return raw;
+    return crypt.open(raw, key) ?? { ...UNREADABLE, revision: revisionOf(raw) };
+  };
+  const set = async (key: string, value: unknown, ttlMs: number) => {
+    const ok = await bounded('token store write', timeoutMs, () => keyv.set(key, seal(key, value), ttlMs));
+    if (ok === false) throw new StoreUnavailableError('token store write was refused');
+  };
+  const local = serialized();
   return {
     shared,
-    async get(key) {
-      const raw = await bounded('token store read', timeoutMs, () => keyv.get(key));
-      if (raw === undefined || raw === null) return undefined;
-      if (!crypt || raw === UNREADABLE) return raw;
-      return crypt.open(raw, key) ?? UNREADABLE;
-    },
-    async set(key, value, ttlMs) {
-      const stored = crypt ? crypt.seal(value, key) : value;
-      const ok = await bounded('token store write', timeoutMs, () => keyv.set(key, stored, ttlMs));
-      if (ok === false) throw new StoreUnavailableError('token store write was refused');
+    atomicSwap: engine !== undefined || !shared,
+    get,
+    set,
+    async swap(key, value, expected, ttlMs) {
+      if (engine) {
+        const envelope = { value: seal(key, value), expires: Date.now() + ttlMs };
+        const text = keyv.serialize ? await keyv.serialize(envelope) : JSON.stringify(envelope);
+        return bounded('token store swap', timeoutMs, () => engine.swap(engine.rawKey(key), text, expected, ttlMs));
+      }
+      // No compare-and-set on the server: read, compare and write, one at a time in this process.
+      return local(key, async () => {
+        if (revisionOf(await get(key)) !== expected) return false;
+        await set(key, value, ttlMs);
+        return true;
+      });
     },
     async delete(key) {
       await bounded('token store delete', timeoutMs, () => keyv.delete(key));
@@ -86,6 +120,20 @@ export function keyvTokenStore(keyv: Keyv, options: KeyvTokenStoreOptions = {}):
     async close() {
       await keyv.disconnect().catch(() => {});
     },
+  };
+}
+
+/** Runs the work given for one key one after another. */
+function serialized() {
+  const tails = new Map<string, Promise<unknown>>();
+  return function inTurn<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const result = (tails.get(key) ?? Promise.resolve()).then(work, work);
+    const tail = result.catch(() => {});
+    tails.set(key, tail);
+    void tail.then(() => {
+      if (tails.get(key) === tail) tails.delete(key);
+    });
+    return result;
   };
 }
 

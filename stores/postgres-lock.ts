@@ -41,7 +41,9 @@ export function postgresLock(pool: Pool, options: PostgresLockOptions = {}): Loc
   if (!(queryTimeoutMs > 0)) throw new ConfigError('postgresLock: queryTimeoutMs must be positive');
   checkPoll('postgresLock', poll);
   const held = new Set<LockHandle>();
-  const ms = (value: number) => String(Math.max(1, Math.ceil(value)));
+  // The server's deadline trails ours by a little: normally this process ends the session itself, and
+  // the server only steps in for a holder that is paused or cut off.
+  const ms = (value: number) => String(Math.max(1, Math.ceil(value)) + 50);
 
   async function checkout(): Promise<PoolClient> {
     const pending = pool.connect();

@@ -1,10 +1,11 @@
 import Keyv from 'keyv';
 import type { Pool } from 'pg';
 import { ConfigError } from '../src/errors.js';
-import type { AcquireOptions, Lock, TokenStore } from '../src/store.js';
-import { type KeyvTokenStoreOptions, keyvTokenStore, type SharedTokenStore } from './keyv.js';
+import { type AcquireOptions, type Lock, revisionOf, type TokenStore } from '../src/store.js';
+import { type KeyvTokenStoreOptions, keyvStore, type SharedTokenStore } from './keyv.js';
 import { importPeer } from './peer.js';
 import { type PostgresLockOptions, postgresLock } from './postgres-lock.js';
+import { settlesWithin } from './timeout.js';
 
 export interface PostgresTokenStoreOptions extends KeyvTokenStoreOptions, PostgresLockOptions {
   /** Prefix for every key and lock id, so several apps (or tests) can share one table. @default 'sluice' */
@@ -13,6 +14,23 @@ export interface PostgresTokenStoreOptions extends KeyvTokenStoreOptions, Postgr
   table?: string;
   /** Connections in the one pool that tokens and locks share; a held lock keeps one. @default 5 */
   poolSize?: number;
+}
+
+/** The revision in a Keyv envelope as @keyv/postgres stores it; `undefined` if expired or unreadable. */
+function storedRevision(text: string | undefined): number | undefined {
+  try {
+    const envelope = JSON.parse(text ?? '') as { value?: unknown; expires?: unknown };
+    if (typeof envelope.expires === 'number' && envelope.expires <= Date.now()) return undefined;
+    return revisionOf(envelope.value);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Cuts every socket of a pool that could not end politely (pg keeps them on `_clients`). */
+function destroyConnections(pool: Pool): void {
+  const clients = (pool as unknown as { _clients?: { connection?: { stream?: { destroy(): void } } }[] })._clients;
+  for (const client of clients ?? []) client.connection?.stream?.destroy();
 }
 
 /** True when CREATE TABLE IF NOT EXISTS lost a race with another process: the table is there. */
@@ -68,7 +86,46 @@ export function postgresTokenStore(url: string, options: PostgresTokenStoreOptio
       override async disconnect() {}
     }
     const adapter = new PooledKeyvPostgres({ table });
-    const inner = keyvTokenStore(new Keyv({ store: adapter, namespace }), { ...options, timeoutMs, shared: true });
+    const swap = async (rawKey: string, serialized: string, expected: number | undefined) => {
+      await ensureTable();
+      const client = await pool.connect();
+      // A checked-out connection has no listener of the pool's: a terminated session must not crash us.
+      const onError = () => {};
+      client.on('error', onError);
+      let healthy = false;
+      try {
+        await client.query('BEGIN');
+        const { rows } = await client.query<{ value: string }>(
+          `SELECT value FROM public.${table} WHERE key = $1 FOR UPDATE`,
+          [rawKey],
+        );
+        let written: number | null;
+        if (rows.length === 0) {
+          if (expected !== undefined) written = 0;
+          else
+            written = (
+              await client.query(
+                `INSERT INTO public.${table}(key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`,
+                [rawKey, serialized],
+              )
+            ).rowCount;
+        } else if (storedRevision(rows[0]?.value) !== expected) written = 0;
+        else
+          written = (await client.query(`UPDATE public.${table} SET value = $2 WHERE key = $1`, [rawKey, serialized]))
+            .rowCount;
+        await client.query(written === 1 ? 'COMMIT' : 'ROLLBACK');
+        healthy = true;
+        return written === 1;
+      } finally {
+        client.off('error', onError);
+        client.release(!healthy);
+      }
+    };
+    const inner = keyvStore(
+      new Keyv({ store: adapter, namespace }),
+      { ...options, timeoutMs, shared: true },
+      { rawKey: (key) => `${namespace}:${key}`, swap },
+    );
     const lock = postgresLock(pool, { queryTimeoutMs: timeoutMs, ...options, prefix: `${namespace}:` });
     return { inner, pool, lock };
   })();
@@ -79,6 +136,9 @@ export function postgresTokenStore(url: string, options: PostgresTokenStoreOptio
     get: async (key) => (await opened).inner.get(key),
     set: async (key, value, ttl) => (await opened).inner.set(key, value, ttl),
     delete: async (key) => (await opened).inner.delete(key),
+    atomicSwap: true,
+    swap: async (key, value, expected, ttl) =>
+      ((await opened).inner.swap as NonNullable<TokenStore['swap']>)(key, value, expected, ttl),
   };
   const lock: Lock = {
     shared: true,
@@ -92,8 +152,12 @@ export function postgresTokenStore(url: string, options: PostgresTokenStoreOptio
       (closing ??= (async () => {
         const connection = await opened.catch(() => undefined);
         if (!connection) return;
-        await connection.lock.close?.();
-        await connection.pool.end().catch(() => {});
+        // An unreachable server never answers a ROLLBACK or a goodbye: after 2 s the sockets are cut.
+        const ended = (async () => {
+          await connection.lock.close?.();
+          await connection.pool.end();
+        })();
+        if (!(await settlesWithin(ended, 2000))) destroyConnections(connection.pool);
       })()),
   };
 }

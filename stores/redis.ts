@@ -1,15 +1,38 @@
 import Keyv from 'keyv';
 import { ConfigError, StoreUnavailableError } from '../src/errors.js';
 import type { TokenStore } from '../src/store.js';
-import { type KeyvTokenStoreOptions, keyvTokenStore, type SharedTokenStore } from './keyv.js';
+import { type KeyvTokenStoreOptions, keyvStore, type SharedTokenStore } from './keyv.js';
 import { importPeer } from './peer.js';
 import { type RedisLockOptions, redisLock } from './redis-lock.js';
-import { bounded } from './timeout.js';
+import { bounded, settlesWithin } from './timeout.js';
 
 export interface RedisTokenStoreOptions extends KeyvTokenStoreOptions, RedisLockOptions {
   /** Prefix for every key this store and its lock write, so several apps can share one Redis. @default 'sluice' */
   namespace?: string;
 }
+
+/**
+ * Compare-and-set on Keyv's envelope (`{"value":{..."revision":N},"expires":ms}`), atomic on the server.
+ * KEYS[1] key; ARGV: new envelope, expected revision ('' for none), TTL ms, the writer's clock (Keyv
+ * decides expiry on the client's clock too).
+ */
+const SWAP = `
+local current = redis.call('GET', KEYS[1])
+local revision = false
+if current then
+  local ok, doc = pcall(cjson.decode, current)
+  if ok and type(doc) == 'table' and type(doc.value) == 'table' then
+    local expired = type(doc.expires) == 'number' and doc.expires <= tonumber(ARGV[4])
+    if not expired and type(doc.value.revision) == 'number' then revision = doc.value.revision end
+  end
+end
+if ARGV[2] == '' then
+  if revision then return 0 end
+elseif revision ~= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+return 1`;
 
 /** Reconnects forever with a capped backoff: sharing resumes by itself when Redis is back. */
 const reconnectStrategy = (retries: number) => Math.min(50 * 2 ** Math.min(retries, 6), 2000);
@@ -41,7 +64,19 @@ export function redisTokenStore(url: string, options: RedisTokenStoreOptions = {
     const opening = client.connect().catch(() => undefined);
     const adapter = new KeyvRedis(client, { namespace, throwOnErrors: true, throwOnConnectError: true });
     const keyv = new Keyv({ store: adapter, namespace, useKeyPrefix: false });
-    return { client, opening, inner: keyvTokenStore(keyv, { ...options, shared: true }) };
+    const inner = keyvStore(
+      keyv,
+      { ...options, shared: true },
+      {
+        rawKey: (key) => `${namespace}::${key}`,
+        async swap(rawKey, serialized, expected, ttlMs) {
+          const args = [serialized, expected === undefined ? '' : String(expected), String(Math.ceil(ttlMs))];
+          const reply = await client.sendCommand(['EVAL', SWAP, '1', rawKey, ...args, String(Date.now())]);
+          return Number(reply) === 1;
+        },
+      },
+    );
+    return { client, opening, inner };
   })();
   opened.catch(() => {});
   // Loading the module is not the store being slow: only the network wait counts against the deadline.
@@ -65,6 +100,11 @@ export function redisTokenStore(url: string, options: RedisTokenStoreOptions = {
     async delete(key) {
       return (await connected()).inner.delete(key);
     },
+    atomicSwap: true,
+    async swap(key, value, expected, ttl) {
+      const { inner } = await connected();
+      return (inner.swap as NonNullable<TokenStore['swap']>)(key, value, expected, ttl);
+    },
   };
   const lock = redisLock(
     {
@@ -78,10 +118,13 @@ export function redisTokenStore(url: string, options: RedisTokenStoreOptions = {
     async close() {
       const connection = await opened.catch(() => undefined);
       if (!connection) return;
-      // A client still trying to connect is dropped at once; a connected one finishes what it sent.
+      // A client still trying to connect is dropped at once; a connected one finishes what it sent,
+      // for up to 2 s: an unreachable Redis never answers, and close() must not wait for it forever.
       const { client } = connection;
-      if (client.isReady) await client.close().catch(() => {});
-      else if (client.isOpen) client.destroy();
+      if (client.isReady) {
+        if (await settlesWithin(client.close(), 2000)) return;
+      }
+      if (client.isOpen) client.destroy();
     },
   };
 }

@@ -60,3 +60,20 @@ export function checkPoll(by: string, poll: readonly [number, number]): void {
   if (!(first >= 1 && most >= first && Number.isFinite(most)))
     throw new ConfigError(`${by}: poll must be [first, most] with 1 <= first <= most, got [${poll.join(', ')}]`);
 }
+
+/** True when `work` settles (either way) within `ms`; never rejects, and leaves no timer behind. */
+export async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), clampTimer(ms));
+  });
+  const settled = work.then(
+    () => true,
+    () => true,
+  );
+  try {
+    return await Promise.race([settled, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

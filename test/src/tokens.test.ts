@@ -261,12 +261,21 @@ describe('TokenManager', () => {
         throw new NetworkError('reset', { code: 'ECONNRESET', retryable: true });
       },
     };
+    let refreshes = 0;
+    grant.refresh = async () => {
+      refreshes++;
+      throw new NetworkError('reset', { code: 'ECONNRESET', retryable: true });
+    };
     const clock = setup(grant);
     await clock.manager.token();
     clock.advance(61_000);
     const error = await clock.manager.token().catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(AuthError);
-    expect((error as AuthError).code).toBe('AUTH_REAUTHENTICATE');
+    expect((error as AuthError).code).toBe('AUTH_REFRESH_TOKEN_LOST');
+    // The next call, in this process or any other, does not present the lost refresh token again.
+    const again = await clock.manager.token().catch((caught: unknown) => caught);
+    expect((again as AuthError).code).toBe('AUTH_REFRESH_TOKEN_LOST');
+    expect(refreshes).toBe(1);
   });
 
   it('invalid_grant on refresh re-reads the store before giving up', async () => {
