@@ -19,8 +19,22 @@ export interface AuthServerOptions {
   users?: Record<string, string>;
   /** Milliseconds to wait before answering a token request. @default 0 */
   delay?: number;
-  /** Called with each token request's form before it is answered; may wait (tests inject delays here). */
-  onTokenRequest?: (form: URLSearchParams) => void | Promise<void>;
+  /**
+   * Called with each token request's form before it is answered; may wait (tests inject delays here),
+   * or answer in its place with a status, headers and a JSON body (tests inject 429s and 503s here).
+   */
+  onTokenRequest?: (form: URLSearchParams) => void | TokenOverride | Promise<void | TokenOverride>;
+  /**
+   * Called after a refresh was committed (the old refresh token is spent, the new one issued); true
+   * resets the connection instead of answering: the rotation happened, the client never hears of it.
+   */
+  dropAnswer?: (form: URLSearchParams) => boolean;
+}
+
+export interface TokenOverride {
+  status: number;
+  headers?: Record<string, string>;
+  body?: unknown;
 }
 
 interface Issued {
@@ -80,6 +94,8 @@ export async function startAuthServer(options: AuthServerOptions = {}) {
     delay = 0,
   } = options;
   const counts = { token: 0, refresh: 0, reuse: 0, rejected: 0, login: 0, received: 0 };
+  /** Every refresh token presented, in order: a test checks that none appears twice. */
+  const presented: string[] = [];
   const access = new Map<string, Issued>();
   const refresh = new Map<string, { family: string; used: boolean; scope: string }>();
   const revokedFamilies = new Set<string>();
@@ -146,7 +162,11 @@ export async function startAuthServer(options: AuthServerOptions = {}) {
     }
     const form = new URLSearchParams(body.toString());
     counts.received++;
-    await options.onTokenRequest?.(form);
+    const override = await options.onTokenRequest?.(form);
+    if (override) {
+      json(response, override.status, override.body ?? { error: 'temporarily_unavailable' }, override.headers);
+      return;
+    }
     const grant = form.get('grant_type');
     const client = clientOf(request, form);
     if (!client) {
@@ -168,6 +188,7 @@ export async function startAuthServer(options: AuthServerOptions = {}) {
     } else if (grant === 'refresh_token') {
       counts.refresh++;
       const token = form.get('refresh_token') ?? '';
+      presented.push(token);
       const entry = refresh.get(token);
       if (!entry || revokedFamilies.has(entry.family)) {
         counts.rejected++;
@@ -184,7 +205,12 @@ export async function startAuthServer(options: AuthServerOptions = {}) {
         return;
       }
       entry.used = true;
-      json(response, 200, issue(entry.family, entry.scope));
+      const issued = issue(entry.family, entry.scope);
+      if (options.dropAnswer?.(form)) {
+        request.socket.resetAndDestroy();
+        return;
+      }
+      json(response, 200, issued);
     } else {
       json(response, 400, { error: 'unsupported_grant_type' });
     }
@@ -194,6 +220,7 @@ export async function startAuthServer(options: AuthServerOptions = {}) {
     url,
     tokenURL: `${url}/oauth/token`,
     counts,
+    presented,
     /** True when the token was issued here, has not expired and was not revoked. */
     check(token: string): Issued | undefined {
       const issued = access.get(token);

@@ -2,6 +2,16 @@ import { redactHeaders, redactText, redactUrl, redactValue } from '../src/redact
 import type { HttpRequest } from '../src/request.js';
 import type { EventSink, Logger, Middleware, SluiceEvent } from '../src/types.js';
 
+/** Token events an operator should see: something failed, and the fleet is working around it. */
+const WARN_ACTIONS = new Set([
+  'failed',
+  'store-unavailable',
+  'store-entry-ignored',
+  'store-write-failed',
+  'rate-limited',
+  'lock-lost',
+]);
+
 export interface LoggingOptions {
   /** pino, console, winston, or anything with debug/info/warn/error. */
   logger: Logger;
@@ -40,9 +50,10 @@ function describe(event: SluiceEvent): [level: keyof Logger, fields: object, mes
     case 'token': {
       const { error, ...rest } = event;
       const fields = error ? { ...rest, code: error.code, message: error.message } : rest;
-      const warn =
-        event.action === 'failed' || event.action === 'store-unavailable' || event.action === 'store-entry-ignored';
-      return [warn ? 'warn' : 'info', fields, `token ${event.action}${event.reason ? `: ${event.reason}` : ''}`];
+      if (event.action === 'requesting' || event.action === 'received')
+        return ['debug', fields, `token ${event.action}`];
+      const level = WARN_ACTIONS.has(event.action) ? 'warn' : event.action === 'refresh-token-lost' ? 'error' : 'info';
+      return [level, fields, `token ${event.action}${event.reason ? `: ${event.reason}` : ''}`];
     }
   }
 }

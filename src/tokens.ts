@@ -332,6 +332,7 @@ export class TokenManager {
       if (this.#usable(snapshot.tokens, failed)) return this.#adopt(snapshot.tokens, 'loaded');
       await this.#checkPause();
       const base = newest(snapshot.tokens, this.#memory);
+      this.#emit({ action: 'requesting', generation: base?.generation });
       if (base?.refreshToken && this.#o.grant.refresh) return await this.#refreshWith(base, snapshot, handle, failed);
       return await this.#store(
         await this.#call(this.#o.fetch, 'obtain'),
@@ -476,6 +477,7 @@ export class TokenManager {
     handle: LockHandle,
   ): Promise<TokenSet> {
     const generation = Math.max(base?.generation ?? 0, this.#memory?.generation ?? 0, failed ?? 0) + 1;
+    this.#emit({ action: 'received', generation });
     const tokens = toTokenSet(
       refreshed ? { ...input, refreshToken: input.refreshToken || base?.refreshToken } : input,
       generation,

@@ -55,7 +55,9 @@ export type SluiceEvent =
         | 'store-write-failed'
         | 'refresh-token-lost'
         | 'rate-limited'
-        | 'lock-lost';
+        | 'lock-lost'
+        | 'requesting'
+        | 'received';
       key: string;
       generation?: number | undefined;
       durationMs?: number;

@@ -20,6 +20,11 @@ export interface FleetJob {
   jitter?: number;
   lockTtl?: number;
   lockWait?: number;
+  /**
+   * Once told `kick` (see Fleet.kick), this worker refreshes at once and, at the first token event named
+   * `at`, sends itself `signal` (after `afterMs`, when given): a holder killed or paused mid-refresh.
+   */
+  fault?: { at: string; signal: 'SIGKILL' | 'SIGSTOP'; afterMs?: number };
 }
 
 export interface FleetReport {
@@ -69,6 +74,13 @@ const client = createClient({
   },
   onEvent: (event: SluiceEvent) => {
     if (event.type !== 'token') return;
+    if (armed && job.fault && event.action === job.fault.at) {
+      armed = false;
+      const { signal, afterMs } = job.fault;
+      const hit = () => process.kill(process.pid, signal);
+      if (afterMs) setTimeout(hit, afterMs);
+      else hit();
+    }
     report.events[event.action] = (report.events[event.action] ?? 0) + 1;
     if (event.action === 'store-unavailable') report.warnings++;
   },
@@ -76,8 +88,14 @@ const client = createClient({
 
 let running = true;
 let announced = false;
+let armed = false;
 process.on('message', (message) => {
   if (message === 'stop') running = false;
+  if (message === 'kick') {
+    armed = true;
+    client.auth?.invalidate();
+    client.get(`items/${job.id}-kick`).catch(() => {});
+  }
 });
 const hardStop = setTimeout(() => {
   running = false;

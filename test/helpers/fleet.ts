@@ -8,6 +8,8 @@ export interface Fleet {
   /** Asks every live worker to stop and collects the reports of those that answer. */
   stop(): Promise<FleetReport[]>;
   kill(index: number): void;
+  /** Tells worker `index` to refresh now, arming its `fault`. */
+  kick(index: number): void;
 }
 
 /** Forks one worker process per job; each ends by itself after `maxSeconds` at the latest. */
@@ -43,6 +45,9 @@ export function startFleet(jobs: FleetJob[]): Fleet {
   return {
     ready,
     workers,
+    kick(index) {
+      workers[index]?.send('kick');
+    },
     kill(index) {
       killed.add(index);
       workers[index]?.kill('SIGKILL');
