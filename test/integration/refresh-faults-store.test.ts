@@ -1,0 +1,349 @@
+/**
+ * Exactly one refresh whatever fails, part two: lost answers, a store that refuses the write, a lock
+ * session the database terminates, a blackholed Redis, a token endpoint that asks for a pause. Two
+ * clients with their own store connections stand for two processes; the token server keeps count.
+ */
+import { createHash } from 'node:crypto';
+import { createServer, type Socket, connect as tcpConnect } from 'node:net';
+import { createClient as createRedis } from '@keyv/redis';
+import pg from 'pg';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type AuthServer, startApiServer, startAuthServer } from '../../examples/servers.js';
+import {
+  AuthError,
+  type AuthOptions,
+  createClient,
+  passwordGrant,
+  refreshTokenGrant,
+  type SluiceEvent,
+  StoreUnavailableError,
+  TimeoutError,
+} from '../../src/index.js';
+import { postgresTokenStore, redisTokenStore } from '../../stores/index.js';
+import { startPrivateRedis } from '../helpers/redis-server.js';
+import { needs, POSTGRES_URL, REDIS_URL } from '../helpers/services.js';
+
+const redis = await needs('redis');
+const postgres = await needs('postgres');
+const closers: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+});
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const namespace = (label: string) => `${label}-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 6)}`;
+
+function expectNoReuse(auth: AuthServer): void {
+  expect(auth.counts.reuse).toBe(0);
+  expect(new Set(auth.presented).size).toBe(auth.presented.length);
+}
+
+/** One "process": a client with its own store connection, recording its token events. */
+function processOn(apiURL: string, layer: AuthOptions) {
+  const events: SluiceEvent[] = [];
+  const client = createClient({
+    baseURL: apiURL,
+    retry: { limit: 2, baseDelay: 10 },
+    auth: layer,
+    onEvent: (event) => events.push(event),
+  });
+  closers.push(() => client.close());
+  const actions = () => events.flatMap((event) => (event.type === 'token' ? [event.action] : []));
+  return { client, events, actions };
+}
+
+const password = (tokenURL: string) =>
+  passwordGrant({ tokenURL, clientId: 'app', clientSecret: 'app-secret', username: 'alice', password: 'wonderland' });
+
+describe.runIf(redis)('a refresh whose answer is lost (the server rotated, then the connection reset)', () => {
+  async function setup() {
+    let drop = false;
+    const auth = await startAuthServer({
+      refreshTokens: true,
+      dropAnswer: () => {
+        const now = drop;
+        drop = false;
+        return now;
+      },
+    });
+    const api = await startApiServer({ auth });
+    closers.push(auth.close, api.close);
+    return { auth, api, dropNext: () => (drop = true) };
+  }
+
+  it('a refresh-token-only grant: AUTH_REFRESH_TOKEN_LOST, and no process presents the spent token again', async () => {
+    const { auth, api, dropNext } = await setup();
+    const seeded = await fetch(auth.tokenURL, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=password&username=alice&password=wonderland&client_id=app&client_secret=app-secret',
+    });
+    const { refresh_token: seed } = (await seeded.json()) as { refresh_token: string };
+    const ns = namespace('lost-rt');
+    const grant = () =>
+      refreshTokenGrant({ tokenURL: auth.tokenURL, clientId: 'app', clientSecret: 'app-secret', refreshToken: seed });
+    const sharedA = redisTokenStore(REDIS_URL, { namespace: ns });
+    const sharedB = redisTokenStore(REDIS_URL, { namespace: ns });
+    closers.push(sharedA.close, sharedB.close);
+    const a = processOn(api.url, { grant: grant(), store: sharedA.store, lock: sharedA.lock });
+    const b = processOn(api.url, { grant: grant(), store: sharedB.store, lock: sharedB.lock });
+    await a.client.get('items/1');
+    await b.client.get('items/1');
+    expect(auth.presented).toHaveLength(1);
+    dropNext();
+    auth.revokeAll();
+    const lost = await a.client.get('items/2').catch((error: unknown) => error);
+    expect(lost).toBeInstanceOf(AuthError);
+    expect((lost as AuthError).code).toBe('AUTH_REFRESH_TOKEN_LOST');
+    expect(a.actions()).toContain('refresh-token-lost');
+    // The other process and the same one again: told at once, without presenting the token.
+    for (const proc of [b, a]) {
+      const again = await proc.client.get('items/3').catch((error: unknown) => error);
+      expect((again as AuthError).code).toBe('AUTH_REFRESH_TOKEN_LOST');
+    }
+    expect(auth.presented).toHaveLength(2);
+    expectNoReuse(auth);
+  });
+
+  it('a grant that can log in again: the call succeeds after one re-authentication, the other process adopts it', async () => {
+    const { auth, api, dropNext } = await setup();
+    const ns = namespace('lost-pw');
+    const sharedA = redisTokenStore(REDIS_URL, { namespace: ns });
+    const sharedB = redisTokenStore(REDIS_URL, { namespace: ns });
+    closers.push(sharedA.close, sharedB.close);
+    const a = processOn(api.url, { grant: password(auth.tokenURL), store: sharedA.store, lock: sharedA.lock });
+    const b = processOn(api.url, { grant: password(auth.tokenURL), store: sharedB.store, lock: sharedB.lock });
+    await a.client.get('items/1');
+    await b.client.get('items/1');
+    const before = auth.counts.token;
+    dropNext();
+    auth.revokeAll();
+    await a.client.get('items/2');
+    await b.client.get('items/2');
+    expect(a.actions()).toContain('refresh-token-lost');
+    // One refresh (its answer lost) and one password login; the other process asked for nothing.
+    expect(auth.counts.token - before).toBe(2);
+    expect(auth.counts.refresh).toBe(1);
+    expect(b.actions()).not.toContain('requesting');
+    expectNoReuse(auth);
+  });
+});
+
+describe.runIf(redis)('a store that fails the write after a successful refresh', () => {
+  it('keeps the new tokens in memory, serves them, retries the write, and no refresh token is presented twice', async () => {
+    const privateRedis = await startPrivateRedis();
+    closers.push(privateRedis.stop);
+    const admin = createRedis({ url: privateRedis.url });
+    await admin.connect();
+    closers.push(() => admin.close());
+    const auth = await startAuthServer({
+      refreshTokens: true,
+      async onTokenRequest(form) {
+        // Writes start failing while the refresh is on the wire: the spent mark is in, the result is not.
+        if (form.get('grant_type') === 'refresh_token') {
+          await admin.sendCommand(['CONFIG', 'SET', 'maxmemory-policy', 'noeviction']);
+          await admin.sendCommand(['CONFIG', 'SET', 'maxmemory', '1']);
+        }
+      },
+    });
+    const api = await startApiServer({ auth });
+    closers.push(auth.close, api.close);
+    const ns = namespace('write-fails');
+    const sharedA = redisTokenStore(privateRedis.url, { namespace: ns });
+    const sharedB = redisTokenStore(privateRedis.url, { namespace: ns });
+    closers.push(sharedA.close, sharedB.close);
+    const a = processOn(api.url, { grant: password(auth.tokenURL), store: sharedA.store, lock: sharedA.lock });
+    await a.client.get('items/1');
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    closers.push(async () => process.off('unhandledRejection', onUnhandled));
+    auth.revokeAll();
+    await expect(a.client.get('items/2')).resolves.toBeDefined();
+    await expect(a.client.get('items/3')).resolves.toBeDefined();
+    expect(a.actions()).toContain('store-write-failed');
+    expect(auth.counts.refresh).toBe(1);
+    // Redis takes writes again: the retried write lands, and another process starts from it.
+    await admin.sendCommand(['CONFIG', 'SET', 'maxmemory', '0']);
+    for (let waited = 0; waited < 8000 && !a.events.some(isLateStore); waited += 100) await sleep(100);
+    expect(a.events.some(isLateStore)).toBe(true);
+    const tokensBefore = auth.counts.token;
+    const b = processOn(api.url, { grant: password(auth.tokenURL), store: sharedB.store, lock: sharedB.lock });
+    await b.client.get('items/4');
+    expect(auth.counts.token).toBe(tokensBefore);
+    expect(unhandled).toEqual([]);
+    expectNoReuse(auth);
+  }, 30_000);
+});
+
+const isLateStore = (event: SluiceEvent) =>
+  event.type === 'token' && event.action === 'stored' && /after a failed write/.test(event.reason ?? '');
+
+describe.runIf(postgres)('the lock holder’s PostgreSQL session is terminated mid-refresh', () => {
+  it('no crash, no refresh token presented twice, and the old holder never overwrites the newer entry', async () => {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let holdNext = false;
+    let onHeld!: () => void;
+    const held = new Promise<void>((resolve) => {
+      onHeld = resolve;
+    });
+    const auth = await startAuthServer({
+      refreshTokens: true,
+      async onTokenRequest(form) {
+        if (holdNext && form.get('grant_type') === 'refresh_token') {
+          holdNext = false;
+          onHeld();
+          await Promise.race([released, sleep(10_000)]);
+        }
+      },
+    });
+    const api = await startApiServer({ auth });
+    closers.push(auth.close, api.close);
+    const ns = namespace('pgterm');
+    const sharedA = postgresTokenStore(POSTGRES_URL, { namespace: ns });
+    const sharedB = postgresTokenStore(POSTGRES_URL, { namespace: ns });
+    closers.push(sharedA.close, sharedB.close);
+    const layer = { lockTtl: 1500, lockWait: 10_000 };
+    const a = processOn(api.url, {
+      grant: password(auth.tokenURL),
+      store: sharedA.store,
+      lock: sharedA.lock,
+      ...layer,
+    });
+    const b = processOn(api.url, {
+      grant: password(auth.tokenURL),
+      store: sharedB.store,
+      lock: sharedB.lock,
+      ...layer,
+    });
+    await a.client.get('items/1');
+    await b.client.get('items/1');
+    holdNext = true;
+    auth.revokeAll();
+    const callA = a.client.get('items/2', { timeout: 15_000 });
+    await held;
+    // Find A's lock session by its lock id (ours alone, whatever else runs on this database) and end it.
+    const admin = new pg.Pool({ connectionString: POSTGRES_URL, max: 1 });
+    closers.push(() => admin.end());
+    const key = a.client.auth!.managers[0]!.key;
+    const id = BigInt.asUintN(64, createHash('sha256').update(`${ns}:${key}:lock`).digest().readBigInt64BE(0));
+    const { rows } = await admin.query<{ pid: number }>(
+      `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = $1::oid AND objid = $2::oid`,
+      [String(id >> 32n), String(id & 0xffffffffn)],
+    );
+    expect(rows).toHaveLength(1);
+    await admin.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid]);
+    // B takes over: the refresh token A presented is spent, so B logs in again rather than present it.
+    await b.client.get('items/2', { timeout: 15_000 });
+    release();
+    await callA;
+    await a.client.get('items/3');
+    await b.client.get('items/3');
+    expectNoReuse(auth);
+    const tokenA = await a.client.auth!.token();
+    const tokenB = await b.client.auth!.token();
+    // Whoever wrote last, the store never went back: both end on the same, newest generation.
+    expect(tokenA.generation).toBe(tokenB.generation);
+    expect(tokenA.accessToken).toBe(tokenB.accessToken);
+  }, 40_000);
+});
+
+/** A TCP proxy in front of Redis that can stop forwarding without closing anything: a blackhole. */
+async function blackholeProxy(port: number) {
+  let holed = false;
+  const sockets = new Set<Socket>();
+  const server = createServer((inbound) => {
+    const outbound = tcpConnect(port, '127.0.0.1');
+    for (const socket of [inbound, outbound]) {
+      sockets.add(socket);
+      socket.on('error', () => {});
+      socket.on('close', () => sockets.delete(socket));
+    }
+    inbound.on('data', (data) => !holed && outbound.write(data));
+    outbound.on('data', (data) => !holed && inbound.write(data));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address() as { port: number };
+  return {
+    url: `redis://127.0.0.1:${address.port}`,
+    hole: () => {
+      holed = true;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe.runIf(redis)('Redis blackholed', () => {
+  it('calls fail within the store timeout and close() returns within 2 s', async () => {
+    const proxy = await blackholeProxy(Number(new URL(REDIS_URL).port));
+    closers.push(proxy.close);
+    const shared = redisTokenStore(proxy.url, { namespace: namespace('blackhole'), timeoutMs: 300 });
+    await shared.store.set('k', { revision: 1 }, 10_000);
+    proxy.hole();
+    const started = Date.now();
+    await expect(shared.store.get('k')).rejects.toBeInstanceOf(StoreUnavailableError);
+    expect(Date.now() - started).toBeLessThan(1000);
+    const closing = Date.now();
+    await shared.close();
+    const took = Date.now() - closing;
+    console.log(`close() with Redis blackholed: ${took} ms`);
+    expect(took).toBeLessThan(2600);
+  });
+});
+
+describe.runIf(redis)('a token endpoint that asks for a pause', () => {
+  it('503 Retry-After: 1 is waited out before the token request is sent again', async () => {
+    const seen: number[] = [];
+    const auth = await startAuthServer({
+      onTokenRequest: () => {
+        seen.push(Date.now());
+        if (seen.length === 1) return { status: 503, headers: { 'retry-after': '1' } };
+      },
+    });
+    const api = await startApiServer({ auth });
+    closers.push(auth.close, api.close);
+    const proc = processOn(api.url, { grant: password(auth.tokenURL) });
+    await proc.client.get('items/1');
+    expect(seen).toHaveLength(2);
+    expect(seen[1]! - seen[0]!).toBeGreaterThanOrEqual(950);
+  });
+
+  it('429 Retry-After: 2 pauses the credential for the whole fleet; short calls time out, a patient one waits', async () => {
+    const seen: number[] = [];
+    const auth = await startAuthServer({
+      onTokenRequest: () => {
+        seen.push(Date.now());
+        if (seen.length === 1) return { status: 429, headers: { 'retry-after': '2' } };
+      },
+    });
+    const api = await startApiServer({ auth });
+    closers.push(auth.close, api.close);
+    const ns = namespace('pause');
+    const sharedA = redisTokenStore(REDIS_URL, { namespace: ns });
+    const sharedB = redisTokenStore(REDIS_URL, { namespace: ns });
+    closers.push(sharedA.close, sharedB.close);
+    const a = processOn(api.url, { grant: password(auth.tokenURL), store: sharedA.store, lock: sharedA.lock });
+    const b = processOn(api.url, { grant: password(auth.tokenURL), store: sharedB.store, lock: sharedB.lock });
+    const first = await a.client.get('items/1', { timeout: 500 }).catch((error: unknown) => error);
+    expect(first).toBeInstanceOf(TimeoutError);
+    expect(a.actions()).toContain('rate-limited');
+    // Another process inside the window: no token request at all, a TimeoutError for its budget.
+    const started = Date.now();
+    for (let i = 0; i < 5; i++) {
+      const error = await b.client.get(`items/${i}`, { timeout: 300 }).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(TimeoutError);
+    }
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(seen).toHaveLength(1);
+    // A caller whose budget outlasts the pause waits it out and gets through.
+    await b.client.get('items/9', { timeout: 5000 });
+    expect(seen).toHaveLength(2);
+    expect(seen[1]! - seen[0]!).toBeGreaterThanOrEqual(1900);
+  });
+});
