@@ -32,6 +32,7 @@ export interface TokenStore {
 /** A store entry that carries its revision in the clear (sealed entries keep it outside the ciphertext). */
 export interface Revisioned {
   readonly revision: number;
+  readonly [field: string]: unknown;
 }
 
 /** The revision of a stored value, or `undefined` when it has none that can be read. */

@@ -8,7 +8,8 @@ import { type TokenSet, toTokenSet } from './token-set.js';
  * and spent marks alike), and every write is a compare-and-set on it: a holder that read revision r
  * can only write where the entry is still at r, so a stale holder never overwrites a newer entry.
  */
-export interface StoredEntry {
+// A type, not an interface: it must fit the store's open `Revisioned` shape.
+export type StoredEntry = {
   v: 1;
   revision: number;
   accessToken: string;
@@ -24,7 +25,7 @@ export interface StoredEntry {
   spentAt?: number | undefined;
   /** The refresh answer was lost: the refresh token is gone for good and nobody waits for its holder. */
   lost?: boolean | undefined;
-}
+};
 
 /** What one read of the store found. */
 export interface Snapshot {

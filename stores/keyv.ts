@@ -95,7 +95,7 @@ export function keyvStore(keyv: Keyv, options: KeyvTokenStoreOptions, engine?: E
     const ok = await bounded('token store write', timeoutMs, () => keyv.set(key, seal(key, value), ttlMs));
     if (ok === false) throw new StoreUnavailableError('token store write was refused');
   };
-  const local = serialized();
+  const local = serializedFor(keyv.opts.store);
   return {
     shared,
     atomicSwap: engine !== undefined || !shared,
@@ -123,7 +123,21 @@ export function keyvStore(keyv: Keyv, options: KeyvTokenStoreOptions, engine?: E
   };
 }
 
-/** Runs the work given for one key one after another. */
+/**
+ * Runs the work given for one key one after another: per storage object, so that two Keyv instances
+ * over one Map (two clients in a process) take turns too.
+ */
+const queues = new WeakMap<object, ReturnType<typeof serialized>>();
+function serializedFor(storage: unknown) {
+  if (typeof storage !== 'object' || storage === null) return serialized();
+  let queue = queues.get(storage);
+  if (!queue) {
+    queue = serialized();
+    queues.set(storage, queue);
+  }
+  return queue;
+}
+
 function serialized() {
   const tails = new Map<string, Promise<unknown>>();
   return function inTurn<T>(key: string, work: () => Promise<T>): Promise<T> {

@@ -175,6 +175,40 @@ describe.runIf(redis)('a store that fails the write after a successful refresh',
   }, 30_000);
 });
 
+describe.runIf(redis)('Redis flushed while a refresh is on the wire', () => {
+  it('the holder still stores the new tokens (the mark it expected is gone, the store is empty), and others adopt them', async () => {
+    const privateRedis = await startPrivateRedis();
+    closers.push(privateRedis.stop);
+    const admin = createRedis({ url: privateRedis.url });
+    await admin.connect();
+    closers.push(() => admin.close());
+    const auth = await startAuthServer({
+      refreshTokens: true,
+      async onTokenRequest(form) {
+        if (form.get('grant_type') === 'refresh_token') await admin.sendCommand(['FLUSHALL']);
+      },
+    });
+    const api = await startApiServer({ auth });
+    closers.push(auth.close, api.close);
+    const ns = namespace('flush');
+    const sharedA = redisTokenStore(privateRedis.url, { namespace: ns });
+    const sharedB = redisTokenStore(privateRedis.url, { namespace: ns });
+    closers.push(sharedA.close, sharedB.close);
+    const a = processOn(api.url, { grant: password(auth.tokenURL), store: sharedA.store, lock: sharedA.lock });
+    const b = processOn(api.url, { grant: password(auth.tokenURL), store: sharedB.store, lock: sharedB.lock });
+    await a.client.get('items/1');
+    await b.client.get('items/1');
+    auth.revokeAll();
+    await a.client.get('items/2');
+    expect(a.actions().filter((action) => action === 'stored')).toHaveLength(2);
+    const before = auth.counts.token;
+    await b.client.get('items/2');
+    expect(auth.counts.token).toBe(before);
+    expect(auth.counts.refresh).toBe(1);
+    expectNoReuse(auth);
+  });
+});
+
 const isLateStore = (event: SluiceEvent) =>
   event.type === 'token' && event.action === 'stored' && /after a failed write/.test(event.reason ?? '');
 

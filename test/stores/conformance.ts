@@ -81,6 +81,34 @@ export function storeConformance(name: string, make: (namespace: string) => Toke
       await other.delete('ns');
       expect(await one.get('ns')).toEqual({ from: 'one' });
     });
+
+    it('swap writes only over the revision it expects, and a corrupt or missing entry counts as none', async () => {
+      const [one, two] = [await open(), await open()];
+      if (!one.swap) return;
+      written.push([one, 'cas']);
+      expect(await one.swap('cas', { revision: 1, who: 'one' }, 5, 60_000)).toBe(false);
+      expect(await one.get('cas')).toBeUndefined();
+      expect(await one.swap('cas', { revision: 1, who: 'one' }, undefined, 60_000)).toBe(true);
+      // Two writers that both read revision 1: exactly one wins, whichever connection it uses.
+      const race = await Promise.all([
+        one.swap('cas', { revision: 2, who: 'one' }, 1, 60_000),
+        two.swap!('cas', { revision: 2, who: 'two' }, 1, 60_000),
+      ]);
+      expect(race.filter(Boolean)).toHaveLength(1);
+      const winner = race[0] ? 'one' : 'two';
+      expect(await two.get('cas')).toEqual({ revision: 2, who: winner });
+      // A stale writer (it read revision 1) cannot overwrite revision 2, and none can write "no entry" over it.
+      expect(await two.swap!('cas', { revision: 3, who: 'stale' }, 1, 60_000)).toBe(false);
+      expect(await two.swap!('cas', { revision: 3, who: 'stale' }, undefined, 60_000)).toBe(false);
+      await set(one, 'cas', { not: 'an entry' });
+      expect(await one.swap('cas', { revision: 4, who: 'fixer' }, undefined, 60_000)).toBe(true);
+      expect(await one.get('cas')).toEqual({ revision: 4, who: 'fixer' });
+      // Many concurrent writers from one revision: one winner, never a lost update.
+      const many = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => (i % 2 ? one : two).swap!('cas', { revision: 5, who: i }, 4, 60_000)),
+      );
+      expect(many.filter(Boolean)).toHaveLength(1);
+    });
   });
 }
 

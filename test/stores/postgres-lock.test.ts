@@ -52,6 +52,26 @@ describe.runIf(postgres)('postgresLock', () => {
     await small.end();
   });
 
+  it('1,000 acquire/release cycles through a pool of 2 leave no advisory lock behind', async () => {
+    const small = new pg.Pool({ connectionString: POSTGRES_URL, max: 2, application_name });
+    small.on('error', () => {});
+    const lock = postgresLock(small, { prefix });
+    let acquired = 0;
+    // Two at a time on two names, so that connections are reused while the other one holds.
+    await Promise.all(
+      [0, 1].map(async (lane) => {
+        for (let i = 0; i < 500; i++) {
+          const handle = await lock.acquire(`cycle-${lane}`, { ttlMs: 5000, waitMs: 1000 });
+          if (handle) acquired++;
+          await handle?.release();
+        }
+      }),
+    );
+    expect(acquired).toBe(1000);
+    expect(await holders()).toEqual([]);
+    await small.end();
+  }, 60_000);
+
   it('ends the holding session when the TTL passes', async () => {
     const lock = postgresLock(pool, { prefix });
     const handle = await lock.acquire('ttl-session', { ttlMs: 200, waitMs: 0 });
