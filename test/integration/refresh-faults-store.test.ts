@@ -51,6 +51,16 @@ function processOn(apiURL: string, layer: AuthOptions) {
   return { client, events, actions };
 }
 
+/** Two "processes" on one Redis namespace, each with its own connection. */
+function twoProcesses(storeURL: string, label: string, apiURL: string, grant: () => AuthOptions['grant']) {
+  const ns = namespace(label);
+  return [0, 1].map(() => {
+    const shared = redisTokenStore(storeURL, { namespace: ns });
+    closers.push(shared.close);
+    return processOn(apiURL, { grant: grant(), store: shared.store, lock: shared.lock });
+  }) as [ReturnType<typeof processOn>, ReturnType<typeof processOn>];
+}
+
 const password = (tokenURL: string) =>
   passwordGrant({ tokenURL, clientId: 'app', clientSecret: 'app-secret', username: 'alice', password: 'wonderland' });
 
@@ -78,14 +88,9 @@ describe.runIf(redis)('a refresh whose answer is lost (the server rotated, then 
       body: 'grant_type=password&username=alice&password=wonderland&client_id=app&client_secret=app-secret',
     });
     const { refresh_token: seed } = (await seeded.json()) as { refresh_token: string };
-    const ns = namespace('lost-rt');
-    const grant = () =>
-      refreshTokenGrant({ tokenURL: auth.tokenURL, clientId: 'app', clientSecret: 'app-secret', refreshToken: seed });
-    const sharedA = redisTokenStore(REDIS_URL, { namespace: ns });
-    const sharedB = redisTokenStore(REDIS_URL, { namespace: ns });
-    closers.push(sharedA.close, sharedB.close);
-    const a = processOn(api.url, { grant: grant(), store: sharedA.store, lock: sharedA.lock });
-    const b = processOn(api.url, { grant: grant(), store: sharedB.store, lock: sharedB.lock });
+    const [a, b] = twoProcesses(REDIS_URL, 'lost-rt', api.url, () =>
+      refreshTokenGrant({ tokenURL: auth.tokenURL, clientId: 'app', clientSecret: 'app-secret', refreshToken: seed }),
+    );
     await a.client.get('items/1');
     await b.client.get('items/1');
     expect(auth.presented).toHaveLength(1);
@@ -106,12 +111,7 @@ describe.runIf(redis)('a refresh whose answer is lost (the server rotated, then 
 
   it('a grant that can log in again: the call succeeds after one re-authentication, the other process adopts it', async () => {
     const { auth, api, dropNext } = await setup();
-    const ns = namespace('lost-pw');
-    const sharedA = redisTokenStore(REDIS_URL, { namespace: ns });
-    const sharedB = redisTokenStore(REDIS_URL, { namespace: ns });
-    closers.push(sharedA.close, sharedB.close);
-    const a = processOn(api.url, { grant: password(auth.tokenURL), store: sharedA.store, lock: sharedA.lock });
-    const b = processOn(api.url, { grant: password(auth.tokenURL), store: sharedB.store, lock: sharedB.lock });
+    const [a, b] = twoProcesses(REDIS_URL, 'lost-pw', api.url, () => password(auth.tokenURL));
     await a.client.get('items/1');
     await b.client.get('items/1');
     const before = auth.counts.token;
@@ -147,11 +147,7 @@ describe.runIf(redis)('a store that fails the write after a successful refresh',
     });
     const api = await startApiServer({ auth });
     closers.push(auth.close, api.close);
-    const ns = namespace('write-fails');
-    const sharedA = redisTokenStore(privateRedis.url, { namespace: ns });
-    const sharedB = redisTokenStore(privateRedis.url, { namespace: ns });
-    closers.push(sharedA.close, sharedB.close);
-    const a = processOn(api.url, { grant: password(auth.tokenURL), store: sharedA.store, lock: sharedA.lock });
+    const [a, b] = twoProcesses(privateRedis.url, 'write-fails', api.url, () => password(auth.tokenURL));
     await a.client.get('items/1');
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown) => unhandled.push(reason);
@@ -167,7 +163,6 @@ describe.runIf(redis)('a store that fails the write after a successful refresh',
     for (let waited = 0; waited < 8000 && !a.events.some(isLateStore); waited += 100) await sleep(100);
     expect(a.events.some(isLateStore)).toBe(true);
     const tokensBefore = auth.counts.token;
-    const b = processOn(api.url, { grant: password(auth.tokenURL), store: sharedB.store, lock: sharedB.lock });
     await b.client.get('items/4');
     expect(auth.counts.token).toBe(tokensBefore);
     expect(unhandled).toEqual([]);
@@ -190,12 +185,7 @@ describe.runIf(redis)('Redis flushed while a refresh is on the wire', () => {
     });
     const api = await startApiServer({ auth });
     closers.push(auth.close, api.close);
-    const ns = namespace('flush');
-    const sharedA = redisTokenStore(privateRedis.url, { namespace: ns });
-    const sharedB = redisTokenStore(privateRedis.url, { namespace: ns });
-    closers.push(sharedA.close, sharedB.close);
-    const a = processOn(api.url, { grant: password(auth.tokenURL), store: sharedA.store, lock: sharedA.lock });
-    const b = processOn(api.url, { grant: password(auth.tokenURL), store: sharedB.store, lock: sharedB.lock });
+    const [a, b] = twoProcesses(privateRedis.url, 'flush', api.url, () => password(auth.tokenURL));
     await a.client.get('items/1');
     await b.client.get('items/1');
     auth.revokeAll();
@@ -358,12 +348,7 @@ describe.runIf(redis)('a token endpoint that asks for a pause', () => {
     });
     const api = await startApiServer({ auth });
     closers.push(auth.close, api.close);
-    const ns = namespace('pause');
-    const sharedA = redisTokenStore(REDIS_URL, { namespace: ns });
-    const sharedB = redisTokenStore(REDIS_URL, { namespace: ns });
-    closers.push(sharedA.close, sharedB.close);
-    const a = processOn(api.url, { grant: password(auth.tokenURL), store: sharedA.store, lock: sharedA.lock });
-    const b = processOn(api.url, { grant: password(auth.tokenURL), store: sharedB.store, lock: sharedB.lock });
+    const [a, b] = twoProcesses(REDIS_URL, 'pause', api.url, () => password(auth.tokenURL));
     const first = await a.client.get('items/1', { timeout: 500 }).catch((error: unknown) => error);
     expect(first).toBeInstanceOf(TimeoutError);
     expect(a.actions()).toContain('rate-limited');
