@@ -11,6 +11,7 @@ import {
   ParseError,
   SluiceError,
   type SluiceEvent,
+  StoreUnavailableError,
   TimeoutError,
 } from '../../src/index.js';
 import { harness, respond, type Step, scripted } from '../helpers/http.js';
@@ -85,6 +86,12 @@ describe('which requests are retried', () => {
   it('the statuses list is configurable', async () => {
     expect((await run({ statuses: [409] }, [409, 200])).requests).toHaveLength(2);
     expect((await run({ statuses: [409] }, [503, 200])).requests).toHaveLength(1);
+  });
+
+  it('a store that is unavailable is not waited out again: its own deadline and lock wait were the wait', async () => {
+    const down = await run({}, [new StoreUnavailableError('no refresh within 20000 ms'), 200]);
+    expect(down.error).toBeInstanceOf(StoreUnavailableError);
+    expect(down.requests).toHaveLength(1);
   });
 
   it('a retryable error is retried; one that is not, or an abort, is thrown at once', async () => {
