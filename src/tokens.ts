@@ -67,7 +67,6 @@ function within<T>(
     const timer = budget
       ? setTimeout(() => settle(() => reject(new TimeoutError(budget.kind, budget.limit))), budget.ms)
       : undefined;
-    timer?.unref?.();
     signal?.addEventListener('abort', onAbort, { once: true });
     function settle(done: () => void) {
       clearTimeout(timer);
@@ -85,7 +84,8 @@ function abortReason(signal: AbortSignal): SluiceError {
   return signal.reason instanceof SluiceError ? signal.reason : new AbortError({ cause: signal.reason });
 }
 
-const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref?.());
+/** A wait someone awaits: the timer keeps the process alive (an unref'd one let a worker exit mid-call). */
+const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 const isRateLimited = (error: unknown): error is AuthError =>
   error instanceof AuthError && error.code === 'AUTH_RATE_LIMITED';

@@ -44,7 +44,6 @@ export function memoryLock(): Lock {
       },
       clampTimer(holder.expiresAt - Date.now()),
     );
-    holder.timer.unref?.();
   }
 
   function take(key: string, state: KeyState, ttlMs: number): LockHandle {
@@ -101,7 +100,7 @@ export function memoryLock(): Lock {
           done(undefined);
         }
         const timer = setTimeout(giveUp, clampTimer(waitMs));
-        timer.unref?.();
+
         signal?.addEventListener('abort', giveUp, { once: true });
         queue.push(waiter);
       });
