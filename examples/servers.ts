@@ -23,6 +23,7 @@ export interface AuthServerOptions {
    * Called with each token request's form before it is answered; may wait (tests inject delays here),
    * or answer in its place with a status, headers and a JSON body (tests inject 429s and 503s here).
    */
+  // biome-ignore lint/suspicious/noConfusingVoidType: hooks that only wait return nothing
   onTokenRequest?: (form: URLSearchParams) => void | TokenOverride | Promise<void | TokenOverride>;
   /**
    * Called after a refresh was committed (the old refresh token is spent, the new one issued); true

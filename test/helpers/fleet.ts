@@ -28,7 +28,8 @@ export function startFleet(jobs: FleetJob[]): Fleet {
           if (message && typeof message === 'object' && 'report' in message)
             resolve((message as { report: FleetReport }).report);
         });
-        worker.once('exit', () => resolve(undefined));
+        // 'close', not 'exit': 'exit' can arrive before the last IPC message (the report) is read.
+        worker.once('close', () => resolve(undefined));
       }),
   );
   const ready = Promise.all(
