@@ -4,7 +4,7 @@ import { AbortError, ConfigError, type SluiceError, StoreUnavailableError } from
 import { toSluiceError } from '../src/normalize.js';
 import { redactUrl } from '../src/redact.js';
 import type { HttpRequest } from '../src/request.js';
-import type { HttpResponse } from '../src/response.js';
+import { type HttpResponse, parseRetryAfter } from '../src/response.js';
 import type { Middleware } from '../src/types.js';
 import { checkDuration, clampDelay, runAttempt } from './timeout.js';
 
@@ -47,16 +47,9 @@ export interface RetryOptions {
 export function retryAfterMs(response: HttpResponse, now = Date.now()): number | undefined {
   const value =
     response.header('retry-after') ?? response.header('ratelimit-reset') ?? response.header('x-ratelimit-reset');
-  if (value === null) return undefined;
-  const trimmed = value.trim();
-  if (/^\d+(\.\d+)?$/.test(trimmed)) {
-    const seconds = Number(trimmed);
-    // x-ratelimit-reset is sometimes an epoch timestamp rather than a delta.
-    if (seconds > 1e9) return Math.max(0, seconds * 1000 - now);
-    return seconds * 1000;
-  }
-  const date = Date.parse(trimmed);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+  const ms = parseRetryAfter(value, now);
+  // x-ratelimit-reset is sometimes an epoch timestamp (in seconds) rather than a delta.
+  return ms !== undefined && ms > 1e12 ? Math.max(0, ms - now) : ms;
 }
 
 /** A response that should be retried, thrown so that p-retry sees a failed attempt. */

@@ -170,3 +170,15 @@ export class HttpResponse {
     }
   }
 }
+
+/**
+ * A `Retry-After` value (RFC 9110 10.2.3: delay-seconds or an HTTP date) as a wait in ms from `now`,
+ * or `undefined` when it cannot be read.
+ */
+export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
+  if (value === null) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Number(trimmed) * 1000;
+  const date = Date.parse(trimmed);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}

@@ -41,6 +41,22 @@ export function revisionOf(value: unknown): number | undefined {
   return typeof revision === 'number' && Number.isSafeInteger(revision) ? revision : undefined;
 }
 
+/**
+ * Compare-and-set for a store that has none: read, compare, write. Atomic only where the caller makes
+ * it so (one writer at a time); across processes two writers can interleave between read and write.
+ */
+export async function readCompareWrite(
+  store: Pick<TokenStore, 'get' | 'set'>,
+  key: string,
+  value: Revisioned,
+  expected: number | undefined,
+  ttlMs: number,
+): Promise<boolean> {
+  if (revisionOf(await store.get(key)) !== expected) return false;
+  await store.set(key, value, ttlMs);
+  return true;
+}
+
 export interface AcquireOptions {
   /** How long the lock lives if its holder dies without releasing it. */
   ttlMs: number;

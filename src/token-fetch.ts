@@ -2,7 +2,7 @@ import { AuthError, NetworkError, type SluiceError, TimeoutError } from './error
 import { toWebResponse } from './fetch.js';
 import { toSluiceError } from './normalize.js';
 import { HttpRequest, type RequestBody } from './request.js';
-import { bytesSource, HttpResponse } from './response.js';
+import { bytesSource, HttpResponse, parseRetryAfter } from './response.js';
 import type { Transport } from './types.js';
 
 /** A fetch for token requests: never through the auth chain, never following redirects. */
@@ -19,19 +19,6 @@ export interface TokenFetchOptions {
   connectFailuresOnly?: boolean;
   /** Longest `Retry-After` of a 503 waited out here; a longer one ends the request as rate limited. @default 5000 */
   maxRetryAfter?: number;
-}
-
-/**
- * The server's `Retry-After` (delay-seconds or an HTTP date) in ms, or `undefined` when it sent none
- * that can be read. Only the standard header: informational rate-limit headers are not a wait order.
- */
-export function retryAfterHeader(value: string | null, now = Date.now()): number | undefined {
-  if (value === null) return undefined;
-  const trimmed = value.trim();
-  if (/^\d{1,10}$/.test(trimmed)) return Number(trimmed) * 1000;
-  if (trimmed.length > 64) return undefined;
-  const date = Date.parse(trimmed);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
 /** True for failures that say the server did not process the request: it can be sent again later. */
@@ -108,7 +95,7 @@ export function createTokenFetch(transport: Transport, options: TokenFetchOption
           );
         }
         if (response.status === 429 || response.status === 503) {
-          wait = retryAfterHeader(response.header('retry-after'));
+          wait = parseRetryAfter(response.header('retry-after'));
           // The server says when to come back. A 429, or a wait too long to hold this request for, ends
           // the request: the token manager pauses the credential (for the whole fleet) until then.
           if (response.status === 429 || (wait !== undefined && (wait > maxRetryAfter || attempt >= attempts))) {

@@ -1,7 +1,7 @@
 import { AbortError, AuthError, ConfigError, SluiceError, StoreUnavailableError, TimeoutError } from './errors.js';
-import type { Grant, GrantContext } from './grants.js';
+import type { Grant } from './grants.js';
 import type { AttemptTimeout } from './request.js';
-import { type Lock, type LockHandle, revisionOf, type TokenStore } from './store.js';
+import { type Lock, type LockHandle, readCompareWrite, type TokenStore } from './store.js';
 import {
   entryTtl,
   nextRevision,
@@ -84,8 +84,24 @@ function abortReason(signal: AbortSignal): SluiceError {
   return signal.reason instanceof SluiceError ? signal.reason : new AbortError({ cause: signal.reason });
 }
 
-/** A wait someone awaits: the timer keeps the process alive (an unref'd one let a worker exit mid-call). */
-const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/**
+ * A wait someone awaits: its timer keeps the process alive (an unref'd one let a worker exit
+ * mid-call), and the caller's abort ends it at once, timer and all.
+ */
+function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) return reject(abortReason(signal));
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(abortReason(signal as AbortSignal));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
 
 const isRateLimited = (error: unknown): error is AuthError =>
   error instanceof AuthError && error.code === 'AUTH_RATE_LIMITED';
@@ -241,7 +257,8 @@ export class TokenManager {
       const remaining = left();
       if (remaining && wait >= remaining.ms) throw new TimeoutError(remaining.kind, remaining.limit, { cause: error });
       if (wait > this.#o.maxRateLimitWait) throw error;
-      await within(pause(wait), signal, remaining);
+      // The budget outlasts the pause (checked above): only the caller's abort can end this wait early.
+      await pause(wait, signal);
       return within(start(), signal, left());
     }
   }
@@ -334,14 +351,7 @@ export class TokenManager {
       const base = newest(snapshot.tokens, this.#memory);
       this.#emit({ action: 'requesting', generation: base?.generation });
       if (base?.refreshToken && this.#o.grant.refresh) return await this.#refreshWith(base, snapshot, handle, failed);
-      return await this.#store(
-        await this.#call(this.#o.fetch, 'obtain'),
-        base,
-        snapshot.revision,
-        failed,
-        false,
-        handle,
-      );
+      return await this.#reauthenticate(base, snapshot.revision, failed, handle);
     } catch (error) {
       if (error instanceof StoreUnavailableError) return this.#offline(error);
       throw error;
@@ -378,7 +388,7 @@ export class TokenManager {
     this.#presented = [...this.#presented.slice(-15), refreshToken];
     let input: TokenInput;
     try {
-      input = await this.#call(this.#refreshFetch, 'refresh', base);
+      input = await this.#present(base);
     } catch (error) {
       if (notProcessed(error)) {
         // The server said it did not process the request: the refresh token is still good.
@@ -392,11 +402,11 @@ export class TokenManager {
         if (this.#usable(again.tokens, failed) && again.tokens.generation > base.generation)
           return this.#adopt(again.tokens, 'loaded');
         if (!this.#o.grant.canReauthenticate) throw error;
-        return this.#store(await this.#call(this.#o.fetch, 'obtain'), base, again.revision, failed, false, handle);
+        return this.#reauthenticate(base, again.revision, failed, handle);
       }
       if (!(this.#o.retryLostRefresh && mayHaveBeenSent(error))) return this.#lost(base, claim, failed, error, handle);
       try {
-        input = await this.#call(this.#refreshFetch, 'refresh', base);
+        input = await this.#present(base);
       } catch (second) {
         return this.#lost(base, claim, failed, second, handle);
       }
@@ -423,22 +433,41 @@ export class TokenManager {
         { code: 'AUTH_REFRESH_TOKEN_LOST', cause },
       );
     }
-    return this.#store(await this.#call(this.#o.fetch, 'obtain'), base, expected, failed, false, handle);
+    return this.#reauthenticate(base, expected, failed, handle);
   }
 
-  /** Runs the grant; a 429 (or a long 503) pauses the credential for the whole fleet first. */
-  async #call(fetch: TokenFetch, step: 'obtain' | 'refresh', base?: TokenSet): Promise<TokenInput> {
-    const context: GrantContext = { fetch };
+  /** New tokens from the primary grant (client credentials, password, a login), stored over `expected`. */
+  async #reauthenticate(
+    base: TokenSet | undefined,
+    expected: number | undefined,
+    failed: number | undefined,
+    handle: LockHandle,
+  ): Promise<TokenSet> {
+    return this.#store(await this.#login(), base, expected, failed, false, handle);
+  }
+
+  /** The primary grant. */
+  #login(): Promise<TokenInput> {
+    return this.#paced(() => this.#o.grant.obtain({ fetch: this.#o.fetch }));
+  }
+
+  /** The refresh-token grant on `base`, through the fetch that never re-sends once it may have arrived. */
+  #present(base: TokenSet): Promise<TokenInput> {
+    const refresh = this.#o.grant.refresh as NonNullable<Grant['refresh']>;
+    return this.#paced(() => refresh({ fetch: this.#refreshFetch }, base));
+  }
+
+  /** Runs a token request; a 429 (or a long 503) first pauses the credential for the whole fleet. */
+  async #paced(request: () => Promise<TokenInput>): Promise<TokenInput> {
     try {
-      if (step === 'refresh') return await (this.#o.grant.refresh as NonNullable<Grant['refresh']>)(context, base!);
-      return await this.#o.grant.obtain(context);
+      return await request();
     } catch (error) {
-      if (isRateLimited(error)) await this.#pause(error);
+      if (isRateLimited(error)) await this.#coolDown(error);
       throw error;
     }
   }
 
-  async #pause(error: AuthError): Promise<void> {
+  async #coolDown(error: AuthError): Promise<void> {
     const ms = Math.min(Math.max(error.retryAfter ?? 1000, 100), 3_600_000);
     const until = this.#o.now() + ms;
     this.#pausedUntil = Math.max(this.#pausedUntil, until);
@@ -496,38 +525,44 @@ export class TokenManager {
     return this.#adopt(outcome, 'loaded');
   }
 
+  /** Writes new tokens; if the store fails, keeps them for the background retry. */
   async #persist(tokens: TokenSet, expected: number | undefined): Promise<'stored' | 'unwritten' | TokenSet> {
+    try {
+      return (await this.#write(tokens, expected)) ?? 'unwritten';
+    } catch (error) {
+      this.#emit({
+        action: 'store-write-failed',
+        generation: tokens.generation,
+        reason: 'new tokens kept in memory; the write is retried',
+        error: error instanceof SluiceError ? error : new StoreUnavailableError('token store write failed'),
+      });
+      // Retried in the background only where a compare-and-set keeps a late write from doing harm.
+      if (this.#o.store.atomicSwap) {
+        this.#unwritten = { tokens, expected };
+        this.#scheduleFlush(0);
+      }
+      return 'unwritten';
+    }
+  }
+
+  /**
+   * Compare-and-set of `tokens` over revision `expected`, re-read and tried again while the store
+   * holds something older. Resolves 'stored', or the newer entry that stands instead of ours (fencing),
+   * or `undefined` after three tries; throws when the store cannot be reached.
+   */
+  async #write(tokens: TokenSet, expected: number | undefined): Promise<'stored' | TokenSet | undefined> {
     let current = expected;
     for (let round = 0; round < 3; round++) {
-      try {
-        if (await this.#swap(toEntry(tokens, nextRevision(current, this.#o.now())), current)) {
-          if (this.#unwritten?.tokens === tokens) this.#unwritten = undefined;
-          return 'stored';
-        }
-        const now = await this.#read();
-        // Our own write that timed out may have landed after all.
-        if (now.tokens?.generation === tokens.generation && now.tokens.accessToken === tokens.accessToken)
-          return 'stored';
-        // A newer holder wrote first: fencing, its entry stands and ours is dropped.
-        if (now.tokens && now.tokens.generation >= tokens.generation && this.#usable(now.tokens, undefined))
-          return now.tokens;
-        current = now.revision;
-      } catch (error) {
-        this.#emit({
-          action: 'store-write-failed',
-          generation: tokens.generation,
-          reason: 'new tokens kept in memory; the write is retried',
-          error: error instanceof SluiceError ? error : new StoreUnavailableError('token store write failed'),
-        });
-        // Retried in the background only where a compare-and-set keeps a late write from doing harm.
-        if (this.#o.store.atomicSwap) {
-          this.#unwritten = { tokens, expected: current };
-          this.#scheduleFlush(0);
-        }
-        return 'unwritten';
-      }
+      if (await this.#swap(toEntry(tokens, nextRevision(current, this.#o.now())), current)) return 'stored';
+      const now = await this.#read();
+      // Our own write that timed out may have landed after all.
+      if (now.tokens?.generation === tokens.generation && now.tokens.accessToken === tokens.accessToken)
+        return 'stored';
+      if (now.tokens && now.tokens.generation >= tokens.generation && this.#usable(now.tokens, undefined))
+        return now.tokens;
+      current = now.revision;
     }
-    return 'unwritten';
+    return undefined;
   }
 
   #scheduleFlush(round: number): void {
@@ -535,19 +570,16 @@ export class TokenManager {
     this.#flushTimer = setTimeout(
       () => {
         this.#flushTimer = undefined;
-        this.#flush().then(
-          (done) => {
-            if (!done) this.#scheduleFlush(round + 1);
-          },
-          () => this.#scheduleFlush(round + 1),
-        );
+        void this.#flush().then((done) => {
+          if (!done) this.#scheduleFlush(round + 1);
+        });
       },
       Math.min(5000, 100 * 2 ** round) * (0.5 + this.#o.random() / 2),
     );
     this.#flushTimer.unref?.();
   }
 
-  /** Writes tokens whose write failed; true when nothing is left to write. */
+  /** Writes tokens whose write failed; true when nothing is left to write. Never rejects. */
   async #flush(): Promise<boolean> {
     const pending = this.#unwritten;
     if (!pending) return true;
@@ -555,22 +587,18 @@ export class TokenManager {
       this.#unwritten = undefined;
       return true;
     }
-    const revision = nextRevision(pending.expected, this.#o.now());
-    let written: boolean;
+    let outcome: 'stored' | TokenSet | undefined;
     try {
-      written = await this.#swap(toEntry(pending.tokens, revision), pending.expected);
+      outcome = await this.#write(pending.tokens, pending.expected);
     } catch {
       return false;
     }
     this.#unwritten = undefined;
-    if (written) {
+    if (outcome === 'stored') {
       this.#emit({ action: 'stored', generation: pending.tokens.generation, reason: 'written after a failed write' });
-      return true;
+    } else if (outcome) {
+      this.#adopt(outcome, 'loaded');
     }
-    // Someone wrote in the meantime: their entry stands; adopt it if it is the newer one.
-    const now = await this.#read().catch(() => undefined);
-    if (now?.tokens && now.tokens.generation >= pending.tokens.generation && this.#usable(now.tokens, undefined))
-      this.#adopt(now.tokens, 'loaded');
     return true;
   }
 
@@ -579,9 +607,7 @@ export class TokenManager {
     const { store } = this.#o;
     const ttl = entryTtl(entry, this.#o.refreshTokenTtl, this.#o.now());
     if (store.swap) return store.swap(this.key, entry, expected, ttl);
-    if (revisionOf(await store.get(this.key)) !== expected) return false;
-    await store.set(this.key, entry, ttl);
-    return true;
+    return readCompareWrite(store, this.key, entry, expected, ttl);
   }
 
   /** The store is unreachable: go on locally if the grant can re-authenticate on its own, else fail typed. */
@@ -602,7 +628,7 @@ export class TokenManager {
     if (this.#usable(kept, undefined) && kept === this.#memory) return kept;
     if (!this.#o.grant.canReauthenticate) throw failure;
     if (this.#o.now() < this.#pausedUntil) throw this.#rateLimited();
-    const input = await this.#call(this.#o.fetch, 'obtain');
+    const input = await this.#login();
     const generation = (this.#memory?.generation ?? 0) + 1;
     return this.#adopt(toTokenSet(input, generation, this.#o.defaultLifetime, this.#o.now()), 'obtained');
   }

@@ -1,6 +1,6 @@
 import type Keyv from 'keyv';
 import { ConfigError, StoreUnavailableError } from '../src/errors.js';
-import { type Lock, revisionOf, type TokenStore } from '../src/store.js';
+import { type Lock, readCompareWrite, revisionOf, type TokenStore } from '../src/store.js';
 import { type EncryptionKeys, encryption } from './encryption.js';
 import { bounded } from './timeout.js';
 
@@ -71,7 +71,11 @@ export interface EngineSwap {
 }
 
 /** `keyvTokenStore`, plus the engine's own compare-and-set when the store is Redis or PostgreSQL. */
-export function keyvStore(keyv: Keyv, options: KeyvTokenStoreOptions, engine?: EngineSwap): TokenStore {
+export function keyvStore(
+  keyv: Keyv,
+  options: KeyvTokenStoreOptions,
+  engine?: EngineSwap,
+): TokenStore & Required<Pick<TokenStore, 'swap'>> {
   const { timeoutMs = 1000, encryptionKey } = options;
   if (!keyv || typeof keyv.get !== 'function') throw new ConfigError('keyvTokenStore needs a Keyv instance');
   if (!(timeoutMs > 0)) throw new ConfigError(`timeoutMs must be a positive number, got ${timeoutMs}`);
@@ -108,11 +112,7 @@ export function keyvStore(keyv: Keyv, options: KeyvTokenStoreOptions, engine?: E
         return bounded('token store swap', timeoutMs, () => engine.swap(engine.rawKey(key), text, expected, ttlMs));
       }
       // No compare-and-set on the server: read, compare and write, one at a time in this process.
-      return local(key, async () => {
-        if (revisionOf(await get(key)) !== expected) return false;
-        await set(key, value, ttlMs);
-        return true;
-      });
+      return local(key, () => readCompareWrite({ get, set }, key, value, expected, ttlMs));
     },
     async delete(key) {
       await bounded('token store delete', timeoutMs, () => keyv.delete(key));

@@ -137,8 +137,7 @@ export function postgresTokenStore(url: string, options: PostgresTokenStoreOptio
     set: async (key, value, ttl) => (await opened).inner.set(key, value, ttl),
     delete: async (key) => (await opened).inner.delete(key),
     atomicSwap: true,
-    swap: async (key, value, expected, ttl) =>
-      ((await opened).inner.swap as NonNullable<TokenStore['swap']>)(key, value, expected, ttl),
+    swap: async (key, value, expected, ttl) => (await opened).inner.swap(key, value, expected, ttl),
   };
   const lock: Lock = {
     shared: true,

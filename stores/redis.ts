@@ -102,8 +102,7 @@ export function redisTokenStore(url: string, options: RedisTokenStoreOptions = {
     },
     atomicSwap: true,
     async swap(key, value, expected, ttl) {
-      const { inner } = await connected();
-      return (inner.swap as NonNullable<TokenStore['swap']>)(key, value, expected, ttl);
+      return (await connected()).inner.swap(key, value, expected, ttl);
     },
   };
   const lock = redisLock(
@@ -118,13 +117,25 @@ export function redisTokenStore(url: string, options: RedisTokenStoreOptions = {
     async close() {
       const connection = await opened.catch(() => undefined);
       if (!connection) return;
-      // A client still trying to connect is dropped at once; a connected one finishes what it sent,
-      // for up to 2 s: an unreachable Redis never answers, and close() must not wait for it forever.
+      // A client still trying to connect is dropped at once. A connected one finishes what it sent, if
+      // Redis still answers: a PING answered within 2 s means every earlier reply is in (replies come
+      // in order), so close() has nothing to wait for. Otherwise the socket is cut: node-redis can only
+      // destroy a client that close() has not begun to close, so close() is never started on a dead link.
       const { client } = connection;
+      let answered = false;
       if (client.isReady) {
-        if (await settlesWithin(client.close(), 2000)) return;
+        const ping = client.sendCommand(['PING']).then(() => {
+          answered = true;
+        });
+        await settlesWithin(ping, 2000);
       }
-      if (client.isOpen) client.destroy();
+      if (answered && (await settlesWithin(client.close(), 2000))) return;
+      try {
+        client.destroy();
+      } catch {
+        // Closed already (the close above began and took too long): at least let the process exit.
+        client.unref();
+      }
     },
   };
 }

@@ -1,5 +1,6 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createConnection, createServer } from 'node:net';
+import { promisify } from 'node:util';
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -45,6 +46,9 @@ export async function startPrivateRedis() {
     await exited;
     await waitFor(port, false);
   };
+  /** Runs one command on it (redis-cli), e.g. to make it refuse writes or to flush it. */
+  const command = async (...args: string[]) =>
+    (await promisify(execFile)('redis-cli', ['-p', String(port), ...args])).stdout.trim();
   await start();
-  return { url: `redis://127.0.0.1:${port}`, port, start, stop };
+  return { url: `redis://127.0.0.1:${port}`, port, start, stop, command };
 }

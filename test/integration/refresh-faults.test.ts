@@ -4,10 +4,11 @@
  * processes sharing a real Redis.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { type AuthServer, startApiServer, startAuthServer } from '../../examples/servers.js';
+import { startApiServer, startAuthServer } from '../../examples/servers.js';
 import { startFleet } from '../helpers/fleet.js';
 import type { FleetJob } from '../helpers/fleet-worker.js';
 import { needs, REDIS_URL } from '../helpers/services.js';
+import { expectNoReuse } from '../helpers/token-server.js';
 
 const redis = await needs('redis');
 const closers: (() => Promise<void>)[] = [];
@@ -16,14 +17,9 @@ afterEach(async () => {
 });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** No refresh token was ever presented twice, by the server's own record. */
-function expectNoReuse(auth: AuthServer): void {
-  expect(auth.counts.reuse).toBe(0);
-  expect(new Set(auth.presented).size).toBe(auth.presented.length);
-}
-
 async function fleetWith(fault: FleetJob['fault'], options: { victimDelay?: number } = {}) {
   // Refresh requests from the victim are held a moment, so that "in flight" is a real window.
+  let victimArmed = false;
   const auth = await startAuthServer({
     lifetime: 4,
     refreshTokens: true,
@@ -34,7 +30,6 @@ async function fleetWith(fault: FleetJob['fault'], options: { victimDelay?: numb
       }
     },
   });
-  let victimArmed = false;
   const api = await startApiServer({ auth });
   closers.push(auth.close, api.close);
   const base: Omit<FleetJob, 'id'> = {

@@ -178,6 +178,7 @@ describe('ConfigError at construction', () => {
     [{ maxRedirects: -1 }, /maxRedirects must be a non-negative integer/],
     [{ logger: {} }, /logger must have debug, info, warn and error methods/],
     [{ onEvent: 'x' }, /onEvent must be a function/],
+    [{ auth: { grant: undefined } }, /auth needs a grant/],
   ])('%j', (options, message) => {
     let error: unknown;
     try {

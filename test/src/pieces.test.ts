@@ -33,15 +33,6 @@ describe('HttpResponse', () => {
     headers: Record<string, string | string[]> = { 'content-type': 'text/plain', 'set-cookie': ['a=1', 'b=2'] },
   ) => new HttpResponse({ status: 200, headers, url: 'https://x.test/', body: bytesSource(body), request: meta });
 
-  it('builds Headers only when asked, and keeps repeated headers', () => {
-    const response = make();
-    expect(response.header('content-type')).toBe('text/plain');
-    expect(response.header('set-cookie')).toBe('a=1, b=2');
-    expect(response.header('missing')).toBeNull();
-    expect(response.headers.getSetCookie()).toEqual(['a=1', 'b=2']);
-    expect(response.headers).toBe(response.headers);
-  });
-
   it('reads the body once, in any form', async () => {
     expect(await make().bytes()).toEqual(new TextEncoder().encode('hello'));
     const blob = await make().blob();

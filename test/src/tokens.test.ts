@@ -252,6 +252,32 @@ describe('TokenManager', () => {
     expect(refreshes).toBe(1);
   });
 
+  it('retryLostRefresh: a server with a reuse grace window gets the same refresh token exactly once more', async () => {
+    const presented: string[] = [];
+    const grant: Grant = {
+      identity: { id: 'grace' },
+      canReauthenticate: false,
+      obtain: async () => ({ accessToken: 'seeded', refreshToken: 'rt-1', expiresIn: 60 }),
+      refresh: async (_context, tokens) => {
+        presented.push(tokens.refreshToken as string);
+        if (presented.length === 1) throw new NetworkError('reset', { code: 'ECONNRESET', retryable: true });
+        return { accessToken: 'after-grace', refreshToken: 'rt-2', expiresIn: 60 };
+      },
+    };
+    const withGrace = setup(grant, { retryLostRefresh: true });
+    await withGrace.manager.token();
+    withGrace.advance(61_000);
+    await expect(withGrace.manager.token()).resolves.toMatchObject({ accessToken: 'after-grace' });
+    expect(presented).toEqual(['rt-1', 'rt-1']);
+    // Off by default: the lost answer ends it, the token is not presented again.
+    presented.length = 0;
+    const strict = setup(grant);
+    await strict.manager.token();
+    strict.advance(61_000);
+    await expect(strict.manager.token()).rejects.toMatchObject({ code: 'AUTH_REFRESH_TOKEN_LOST' });
+    expect(presented).toEqual(['rt-1']);
+  });
+
   it('...and without a primary grant, says re-authentication is needed', async () => {
     const grant: Grant = {
       identity: { id: 'rt-only' },
