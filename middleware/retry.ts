@@ -1,6 +1,13 @@
 import pRetry from 'p-retry';
 import { canResend } from '../src/body.js';
-import { AbortError, ConfigError, type SluiceError, StoreUnavailableError } from '../src/errors.js';
+import {
+  AbortError,
+  AuthError,
+  ConfigError,
+  NetworkError,
+  type SluiceError,
+  StoreUnavailableError,
+} from '../src/errors.js';
 import { toSluiceError } from '../src/normalize.js';
 import { redactUrl } from '../src/redact.js';
 import type { HttpRequest } from '../src/request.js';
@@ -23,7 +30,10 @@ export interface RetryDecision {
 export interface RetryOptions {
   /** Retries after the first attempt. @default 2 */
   limit?: number;
-  /** Methods retried without an Idempotency-Key. @default ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'] */
+  /**
+   * Methods retried without an Idempotency-Key. Other methods are retried only when nothing was sent
+   * (`NetworkError` with `sent: false`: refused, DNS, connect timeout). @default ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']
+   */
   methods?: readonly string[];
   /** Statuses that are retried. @default [408, 429, 500, 502, 503, 504] */
   statuses?: readonly number[];
@@ -108,15 +118,18 @@ export function retry(options: RetryOptions = {}): Middleware {
     const totalMs = request.options.deadline ?? deadline;
     const deadlineAt = performance.now() + totalMs;
     const retries = request.options.retry ?? limit;
-    const eligible = retries > 0 && (methodSet.has(request.method) || request.headers.has('idempotency-key'));
-    if (!eligible) return runAttempt(request, next, attemptMs, deadlineAt, totalMs);
+    if (retries === 0) return runAttempt(request, next, attemptMs, deadlineAt, totalMs);
+    const idempotent = methodSet.has(request.method) || request.headers.has('idempotency-key');
 
     const decide = async (failure: unknown, attempt: number): Promise<boolean> => {
       const response = failure instanceof RetryableResponse ? failure.response : undefined;
       const error = response ? undefined : toSluiceError(failure, request, request.signal);
       if (error && (!error.retryable || error instanceof AbortError)) return false;
-      // The store and its lock wait had their own deadline already: waiting it out again multiplies it.
-      if (error instanceof StoreUnavailableError) return false;
+      // Anything that may have reached the server is sent again only when that is safe.
+      if (!idempotent && !(error instanceof NetworkError && !error.sent)) return false;
+      // The store and its lock wait had their own deadline already, and the token endpoint has its own
+      // retries (auth.retry): retrying the call would multiply them.
+      if (error instanceof StoreUnavailableError || error instanceof AuthError) return false;
       const event = { requestId: request.state.id, method: request.method, url: redactUrl(request.url), attempt };
       if (!canResend(request)) {
         request.events?.({
@@ -150,7 +163,7 @@ export function retry(options: RetryOptions = {}): Middleware {
 
     const attempt = async () => {
       const response = await runAttempt(request, next, attemptMs, deadlineAt, totalMs);
-      if (statusSet.has(response.status)) throw new RetryableResponse(response);
+      if (idempotent && statusSet.has(response.status)) throw new RetryableResponse(response);
       return response;
     };
     try {

@@ -19,10 +19,12 @@ export function checkDuration(name: string, value: number | undefined): void {
 }
 
 /**
- * Runs one attempt under a fresh time limit (never an already-fired signal): the limit travels on the
- * request and the transport enforces it, on undici without a JS timer or an AbortSignal per request.
- * `deadlineAt` is a `performance.now()` instant for the whole call; whichever limit is nearer applies,
- * and the `TimeoutError` says which.
+ * Runs one attempt under a fresh time limit (never an already-fired signal). The limit travels on the
+ * request as an end instant: the token wait, the connection, the headers and (unless the body is handed
+ * out as a stream) the whole body must fit before it. The body is read here, inside the attempt, so a
+ * reset or a stall mid-body is a typed error the retry middleware can act on, and no partial body is
+ * ever returned. `deadlineAt` is a `performance.now()` instant for the whole call; whichever limit is
+ * nearer applies, and the `TimeoutError` says which.
  */
 export async function runAttempt(
   request: HttpRequest,
@@ -31,14 +33,26 @@ export async function runAttempt(
   deadlineAt: number,
   deadlineMs: number,
 ): Promise<HttpResponse> {
-  const remaining = deadlineAt - performance.now();
+  const now = performance.now();
+  const remaining = deadlineAt - now;
   if (remaining <= 0) throw new TimeoutError('total', deadlineMs, { method: request.method, url: request.url });
   if (request.signal?.aborted) throw toSluiceError(request.signal.reason, request, request.signal);
   const kind = timeoutMs <= remaining ? 'attempt' : 'total';
   const ms = kind === 'attempt' ? timeoutMs : remaining;
-  if (ms === Number.POSITIVE_INFINITY) return next(request);
-  const limit = kind === 'attempt' ? timeoutMs : deadlineMs;
-  return next(request.with({ timeout: { ms: clampDelay(Math.ceil(ms)), kind, limit } }));
+  const timed =
+    ms === Number.POSITIVE_INFINITY
+      ? request
+      : request.with({
+          timeout: {
+            ms: clampDelay(Math.ceil(ms)),
+            end: now + ms,
+            kind,
+            limit: kind === 'attempt' ? timeoutMs : deadlineMs,
+          },
+        });
+  const response = await next(timed);
+  if (response.status < 400 && !request.options.streamBody) await response.buffer();
+  return response;
 }
 
 export interface TimeoutOptions {

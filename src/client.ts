@@ -319,8 +319,11 @@ class RawResponse<T> implements SluiceResponse<T> {
 
 const NO_OPTIONS: CallOptions = Object.freeze({});
 
+const STREAM_OPTIONS: CallOptions = Object.freeze({ streamBody: true });
+
 function callOptionsOf(options: RequestOptions): CallOptions {
   const { timeout, deadline, retry, auth, bufferBody } = options;
+  const stream = options.responseType === 'stream';
   if (
     timeout === undefined &&
     deadline === undefined &&
@@ -328,9 +331,10 @@ function callOptionsOf(options: RequestOptions): CallOptions {
     auth === undefined &&
     bufferBody === undefined
   ) {
-    return NO_OPTIONS;
+    return stream ? STREAM_OPTIONS : NO_OPTIONS;
   }
   const call: CallOptions = {};
+  if (stream) call.streamBody = true;
   if (timeout !== undefined) call.timeout = timeout;
   if (deadline !== undefined) call.deadline = deadline;
   if (retry !== undefined) call.retry = retry === false ? 0 : retry;

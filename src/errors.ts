@@ -143,9 +143,25 @@ export class ServiceUnavailableError extends ServerError {
   override name = 'ServiceUnavailableError';
 }
 
-/** The connection failed: refused, reset, DNS, TLS. `code` keeps the system code (ECONNREFUSED, ...). */
+/**
+ * The exchange failed: refused, reset, DNS, TLS, a response the HTTP parser refused. `code` is stable:
+ * the system code (ECONNREFUSED, ECONNRESET, ...) or Sluice's (ERR_BAD_RESPONSE, ERR_HEADERS_OVERFLOW,
+ * ERR_CONTENT_LENGTH_MISMATCH...).
+ */
 export class NetworkError extends SluiceError {
   override name = 'NetworkError';
+  /**
+   * `false` when the request surely never left this machine (refused, DNS, no route, connect timeout,
+   * certificate refused): it is safe to send again whatever the method.
+   */
+  readonly sent: boolean;
+  constructor(message: string, details: ErrorDetails & { sent?: boolean } = {}) {
+    super(message, details);
+    this.sent = details.sent ?? true;
+  }
+  protected override extraJSON(): Record<string, unknown> {
+    return { sent: this.sent };
+  }
 }
 
 /** An attempt took longer than `timeout`, or the whole call longer than `deadline`. */

@@ -1,8 +1,11 @@
 import type { AuthControl } from './auth-setup.js';
 import { buildChain, type ChainOptions } from './chain.js';
 import { validateClientOptions } from './client.js';
-import { HttpRequest, type RequestBody } from './request.js';
+import { type CallOptions, HttpRequest, type RequestBody } from './request.js';
 import type { HttpResponse } from './response.js';
+
+/** A fetch response is returned at its headers: the body is the caller's to stream. */
+const STREAM_OPTIONS: CallOptions = Object.freeze({ streamBody: true });
 
 const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
 
@@ -42,6 +45,7 @@ export function createFetch(
       headers,
       body,
       signal: init.signal ?? source?.signal ?? undefined,
+      options: STREAM_OPTIONS,
       events: chain.events,
     });
     return toWebResponse(await chain.run(request));

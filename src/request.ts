@@ -27,6 +27,12 @@ export interface CallOptions {
   auth?: boolean;
   /** Buffer a one-shot stream body up to this many bytes so it can be re-sent. */
   bufferBody?: number;
+  /**
+   * The response body is handed out as a stream (`responseType: 'stream'`, `createFetch`): the attempt
+   * ends at the headers, and the body is guarded by an idle timeout instead. Otherwise the retry or
+   * timeout middleware reads the whole body inside the attempt, under its clock.
+   */
+  streamBody?: boolean;
 }
 
 /** Bookkeeping shared by every copy of one call's request: the call's ledger, not the request. */
@@ -45,8 +51,13 @@ export interface CallState {
  * (natively on undici, with a timer and an abort signal on fetch): never an already-fired signal.
  */
 export interface AttemptTimeout {
-  /** Milliseconds this attempt may take to receive headers, and to receive each part of the body. */
+  /** Milliseconds the attempt was given when it began: for the token wait, connecting, headers and the whole body. */
   readonly ms: number;
+  /**
+   * The `performance.now()` instant at which the attempt ends, whatever it is waiting for then (a token,
+   * the lock, the connection, the body). Absent: `ms` from when the transport starts.
+   */
+  readonly end?: number;
   /** Which limit this is: the per-attempt timeout, or what is left of the call's deadline. */
   readonly kind: 'attempt' | 'total';
   /** The configured limit, for the error message. */
@@ -146,4 +157,9 @@ export function isReplayable(body: RequestBody): boolean {
     body instanceof FormData ||
     body instanceof Blob
   );
+}
+
+/** Milliseconds left of an attempt's time limit (negative once it has passed). */
+export function remainingMs(plan: AttemptTimeout, now = performance.now()): number {
+  return plan.end === undefined ? plan.ms : plan.end - now;
 }

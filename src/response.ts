@@ -22,8 +22,16 @@ export interface HttpResponseInit {
   /** The request this answers; used in error messages. */
   request: RequestMeta;
   /** Aborting this signal is what cancels the body read; its reason becomes the error. */
-  signal?: AbortSignal | undefined;
+  signal?: AbortLike | undefined;
 }
+
+/** What error mapping needs of a signal: an `AbortSignal`, or the transport's attempt clock. */
+export interface AbortLike {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+}
+
+const DECODER = new TextDecoder();
 
 const EMPTY = { text: async () => '', arrayBuffer: async () => new ArrayBuffer(0), body: null, dump: async () => {} };
 
@@ -31,7 +39,7 @@ const EMPTY = { text: async () => '', arrayBuffer: async () => new ArrayBuffer(0
 export function bytesSource(bytes: Uint8Array | string): BodySource {
   const data = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes;
   return {
-    text: async () => new TextDecoder().decode(data),
+    text: async () => DECODER.decode(data),
     arrayBuffer: async () => data.slice().buffer as ArrayBuffer,
     get body() {
       return new Blob([data as Uint8Array<ArrayBuffer>]).stream();
@@ -52,7 +60,7 @@ export class HttpResponse {
   #raw: Headers | RawHeaders;
   #headers: Headers | undefined;
   #source: BodySource;
-  #signal: AbortSignal | undefined;
+  #signal: AbortLike | undefined;
   #used = false;
   #settled: (() => void)[] | undefined;
   #done = false;
@@ -155,6 +163,17 @@ export class HttpResponse {
   /** Parsed JSON; an empty body is `undefined`, invalid JSON a `ParseError`. */
   async json<T = unknown>(): Promise<T> {
     return parseJson(await this.text(), this.request) as T;
+  }
+
+  /**
+   * Reads the whole body into memory now, while the attempt's clock still runs: a reset or a stall
+   * fails here, typed, and later reads cannot fail. A partial body is never kept.
+   */
+  async buffer(): Promise<void> {
+    if (this.#used || this.#done) return;
+    const bytes = await this.#read((source) => source.arrayBuffer());
+    this.#source = bytesSource(new Uint8Array(bytes));
+    this.#used = false;
   }
 
   /** Drops the body so the connection returns to the pool. Never throws. */

@@ -23,19 +23,16 @@ export interface TokenFetchOptions {
 
 /** True for failures that say the server did not process the request: it can be sent again later. */
 export function notProcessed(error: unknown): boolean {
-  if (error instanceof NetworkError) return NOT_SENT.has(error.code);
+  if (error instanceof NetworkError) return !error.sent;
   if (!(error instanceof AuthError) || error.status === undefined) return false;
   if (error.status === 429 || error.status === 503) return true;
   return error.status >= 400 && error.status < 500 && error.oauthError !== 'invalid_grant';
 }
 
-/** Errors where the connection was never made, so the request was never seen by the server. */
-const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
-
 /** True when a token request may have reached the server although no answer came back. */
 export function mayHaveBeenSent(error: unknown): boolean {
   if (error instanceof TimeoutError) return true;
-  if (error instanceof NetworkError) return !NOT_SENT.has(error.code);
+  if (error instanceof NetworkError) return error.sent;
   return false;
 }
 

@@ -1,9 +1,9 @@
 import { Readable } from 'node:stream';
 import { Agent, type Dispatcher, ProxyAgent, request as undiciRequest } from 'undici';
 import { wireBody } from './body.js';
-import { AbortError, ConfigError, TimeoutError } from './errors.js';
+import { AbortError, ConfigError, type SluiceError, TimeoutError } from './errors.js';
 import { toSluiceError } from './normalize.js';
-import type { HttpRequest } from './request.js';
+import { type AttemptTimeout, type HttpRequest, remainingMs } from './request.js';
 import { type BodySource, HttpResponse } from './response.js';
 import type { Transport } from './types.js';
 
@@ -28,9 +28,6 @@ export interface UndiciTransportOptions {
   /** How long an idle keep-alive socket is kept, in ms. @default 4000 */
   keepAliveTimeout?: number;
 }
-
-/** Attempt limits shorter than this get a precise JS timer instead of undici's once-a-second ticks. */
-const PRECISE_BELOW_MS = 5000;
 
 /**
  * The default transport: `undici.request` on an Agent it owns, with keep-alive pooling.
@@ -76,19 +73,17 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
       headers.set('content-type', contentType);
     }
     if (body instanceof ReadableStream) body = Readable.fromWeb(body as import('node:stream/web').ReadableStream);
-    // undici's own header/body timers cost nothing per request but tick about once a second: they
-    // carry long limits (the 30 s default); a short limit gets a precise timer and an abort signal.
-    const plan = request.timeout;
-    const native = plan !== undefined && plan.ms >= PRECISE_BELOW_MS;
-    const { signal, done } = native ? { signal: request.signal, done: undefined } : attemptSignal(request);
+    const clock = request.timeout ? AttemptClock.start(request, request.timeout) : undefined;
+    const stream = request.options.streamBody === true;
     try {
       const response = await undiciRequest(request.url, {
         method: request.method as Dispatcher.HttpMethod,
         headers,
         body: body as NonNullable<Dispatcher.DispatchOptions['body']>,
-        signal: signal ?? null,
+        signal: clock ?? request.signal ?? null,
         dispatcher,
-        ...(native ? { headersTimeout: plan.ms, bodyTimeout: plan.ms } : {}),
+        // A streamed body outlives the attempt; undici's idle timer guards it instead.
+        ...(stream && request.timeout ? { bodyTimeout: clampDelay(request.timeout.limit) } : {}),
       });
       const result = new HttpResponse({
         status: response.statusCode,
@@ -96,13 +91,18 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
         url: request.url,
         body: response.body as unknown as BodySource,
         request,
-        signal,
+        signal: clock ?? request.signal,
       });
-      if (done) result.onSettled(done);
+      if (clock) {
+        if (stream) {
+          clock.disarm();
+          response.body.once('close', clock.stop);
+        } else result.onSettled(clock.stop);
+      }
       return result;
     } catch (error) {
-      done?.();
-      throw toSluiceError(error, request, signal);
+      clock?.stop();
+      throw toSluiceError(error, request, clock ?? request.signal);
     }
   }
 
@@ -114,20 +114,109 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
   };
 }
 
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const clampDelay = (ms: number) => Math.max(0, Math.min(ms, MAX_TIMER_MS));
+
 /**
- * For transports without a native timeout (fetch, your own): an AbortSignal that fires with a
- * `TimeoutError` when the request's time limit passes, or with `AbortError` when the caller aborts.
- * Call `done()` once the response body has been read or dropped.
+ * One attempt's wall-clock limit, for undici: shaped as the EventEmitter-style signal `undici.request`
+ * accepts (one listener, no EventTarget), so an attempt costs one timer and this object, not an
+ * AbortController and its events. It fires a `TimeoutError` when the attempt's end passes, whatever the
+ * attempt is doing then (connecting, waiting for headers, reading the body), or an `AbortError` when
+ * the caller aborts.
  */
-export function attemptSignal(request: HttpRequest): { signal: AbortSignal | undefined; done: () => void } {
+export class AttemptClock {
+  aborted = false;
+  reason: unknown = undefined;
+  #listener: (() => void) | undefined = undefined;
+  #timer: NodeJS.Timeout | undefined = undefined;
+  readonly #request: HttpRequest;
+  readonly #plan: AttemptTimeout;
+
+  private constructor(request: HttpRequest, plan: AttemptTimeout) {
+    this.#request = request;
+    this.#plan = plan;
+  }
+
+  static start(request: HttpRequest, plan: AttemptTimeout): AttemptClock {
+    const clock = new AttemptClock(request, plan);
+    const ms = remainingMs(plan);
+    const parent = request.signal;
+    if (ms <= 0) clock.#fire();
+    else if (parent?.aborted) clock.#cancel();
+    else {
+      clock.#timer = setTimeout(clock.#fire, clampDelay(Math.ceil(ms)));
+      clock.#timer.unref();
+      parent?.addEventListener('abort', clock.#cancel, { once: true });
+    }
+    return clock;
+  }
+
+  // The listener interface undici uses for a signal without addEventListener.
+  on(_event: 'abort', listener: () => void): this {
+    this.#listener = listener;
+    return this;
+  }
+  once(event: 'abort', listener: () => void): this {
+    return this.on(event, listener);
+  }
+  removeListener(_event: 'abort', listener: () => void): this {
+    if (this.#listener === listener) this.#listener = undefined;
+    return this;
+  }
+
+  /** The time limit no longer applies (the body is streamed out); the caller's abort still does. */
+  disarm(): void {
+    clearTimeout(this.#timer);
+  }
+
+  /** The attempt is over: no timer, no listener left on the caller's signal. */
+  readonly stop = (): void => {
+    clearTimeout(this.#timer);
+    this.#request.signal?.removeEventListener('abort', this.#cancel);
+  };
+
+  readonly #fire = (): void => {
+    const { method, url } = this.#request;
+    this.#abort(new TimeoutError(this.#plan.kind, this.#plan.limit, { method, url }));
+  };
+
+  readonly #cancel = (): void => {
+    const { method, url, signal } = this.#request;
+    this.#abort(new AbortError({ method, url, cause: signal?.reason }));
+  };
+
+  #abort(reason: SluiceError): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.stop();
+    const listener = this.#listener;
+    this.#listener = undefined;
+    listener?.();
+  }
+}
+
+/**
+ * For transports that take an `AbortSignal` (fetch, your own): a signal that fires with a
+ * `TimeoutError` when the attempt's end passes, or with `AbortError` when the caller aborts.
+ * `disarm()` drops the time limit only (a streamed body); `done()` ends both once the body has been
+ * read or dropped.
+ */
+export function attemptSignal(request: HttpRequest): {
+  signal: AbortSignal | undefined;
+  done: () => void;
+  disarm: () => void;
+} {
   const plan = request.timeout;
   const parent = request.signal;
-  if (!plan) return { signal: parent, done: () => {} };
+  if (!plan) return { signal: parent, done: () => {}, disarm: () => {} };
   const controller = new AbortController();
-  const timer = setTimeout(() => {
+  const expire = () =>
     controller.abort(new TimeoutError(plan.kind, plan.limit, { method: request.method, url: request.url }));
-  }, plan.ms);
-  timer.unref();
+  const ms = remainingMs(plan);
+  const timer = ms > 0 ? setTimeout(expire, clampDelay(Math.ceil(ms))) : undefined;
+  timer?.unref();
+  if (ms <= 0) expire();
   const onAbort = () =>
     controller.abort(new AbortError({ method: request.method, url: request.url, cause: parent?.reason }));
   if (parent?.aborted) onAbort();
@@ -138,6 +227,7 @@ export function attemptSignal(request: HttpRequest): { signal: AbortSignal | und
       clearTimeout(timer);
       parent?.removeEventListener('abort', onAbort);
     },
+    disarm: () => clearTimeout(timer),
   };
 }
 
@@ -173,7 +263,7 @@ export function fetchTransport(options: FetchTransportOptions = {}): Transport {
     }
     let body = wire.body;
     if (body instanceof Readable) body = Readable.toWeb(body) as unknown as ReadableStream<Uint8Array>;
-    const { signal, done } = attemptSignal(request);
+    const { signal, done, disarm } = attemptSignal(request);
     try {
       const init: RequestInit & { duplex?: 'half' } = {
         method: request.method,
@@ -193,6 +283,7 @@ export function fetchTransport(options: FetchTransportOptions = {}): Transport {
         request,
         signal,
       });
+      if (request.options.streamBody) disarm();
       result.onSettled(done);
       return result;
     } catch (error) {

@@ -24,17 +24,45 @@ describe('toSluiceError', () => {
   });
 
   it.each([
-    ['UND_ERR_SOCKET', 'ECONNRESET'],
-    ['UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT'],
-    ['UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'ECONNRESET'],
-    ['ECONNREFUSED', 'ECONNREFUSED'],
-    ['ENOTFOUND', 'ENOTFOUND'],
-    ['EAI_AGAIN', 'EAI_AGAIN'],
-  ])('maps %s to a retryable NetworkError %s', (raw, code) => {
+    ['UND_ERR_SOCKET', 'ECONNRESET', true],
+    ['UND_ERR_CONNECT_TIMEOUT', 'ECONNECT_TIMEOUT', false],
+    ['UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'ERR_CONTENT_LENGTH_MISMATCH', true],
+    ['UND_ERR_HEADERS_OVERFLOW', 'ERR_HEADERS_OVERFLOW', true],
+    ['ECONNREFUSED', 'ECONNREFUSED', false],
+    ['ENOTFOUND', 'ENOTFOUND', false],
+    ['EAI_AGAIN', 'EAI_AGAIN', false],
+    ['EHOSTUNREACH', 'EHOSTUNREACH', false],
+    ['EPIPE', 'EPIPE', true],
+  ])('maps %s to a retryable NetworkError %s (sent: %s)', (raw, code, sent) => {
     const error = toSluiceError(coded(raw), meta);
     expect(error).toBeInstanceOf(NetworkError);
-    expect(error).toMatchObject({ code, retryable: true, method: 'GET', url: `https://x.test/a?token=${REDACTED}` });
+    expect(error).toMatchObject({
+      code,
+      sent,
+      retryable: true,
+      method: 'GET',
+      url: `https://x.test/a?token=${REDACTED}`,
+    });
     expect(error.message).not.toContain('boom');
+  });
+
+  it('an undici parser error (no code, by name) is a NetworkError ERR_BAD_RESPONSE, also under fetch', () => {
+    const parser = Object.assign(new Error('Response does not match the HTTP/1.1 protocol'), {
+      name: 'HTTPParserError',
+    });
+    for (const raw of [parser, new TypeError('terminated', { cause: parser })]) {
+      expect(toSluiceError(raw, meta)).toMatchObject({ name: 'NetworkError', code: 'ERR_BAD_RESPONSE', sent: true });
+    }
+  });
+
+  it('a refused certificate was never sent and is not retried: a retry meets the same certificate', () => {
+    for (const raw of [
+      'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+      'DEPTH_ZERO_SELF_SIGNED_CERT',
+      'ERR_TLS_CERT_ALTNAME_INVALID',
+    ]) {
+      expect(toSluiceError(coded(raw), meta)).toMatchObject({ code: raw, sent: false, retryable: false });
+    }
   });
 
   it('finds the code on the cause, as fetch reports it', () => {

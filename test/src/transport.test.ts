@@ -17,6 +17,7 @@ import {
   TimeoutError,
   undiciTransport,
 } from '../../src/index.js';
+import { AttemptClock } from '../../src/transport.js';
 import { json, serverPool, startServer, type TestServer } from '../helpers/server.js';
 import { rejection } from '../helpers/wait.js';
 
@@ -198,7 +199,7 @@ describe('undici transport', () => {
     await transport.close();
   });
 
-  it('hands a long attempt limit to undici natively, a short one to a precise timer and signal', async () => {
+  it('gives every attempt one wall-clock timer (not undici idle timers); a streamed body gets the idle timer', async () => {
     const seen: (Dispatcher.DispatchOptions & { signal?: unknown })[] = [];
     const agent = new Agent();
     const spy = agent.compose((dispatch) => (options, handler) => {
@@ -207,13 +208,12 @@ describe('undici transport', () => {
     });
     const transport = undiciTransport({ dispatcher: spy });
     const url = `${echo.url}/t`;
-    await (
-      await transport.send(new HttpRequest({ url, timeout: { ms: 30_000, kind: 'attempt', limit: 30_000 } }))
-    ).discard();
-    await (await transport.send(new HttpRequest({ url, timeout: { ms: 100, kind: 'attempt', limit: 100 } }))).discard();
-    expect(seen[0]).toMatchObject({ headersTimeout: 30_000, bodyTimeout: 30_000 });
-    expect(seen[1]?.headersTimeout).toBeUndefined();
-    expect(seen[1]?.signal).toBeInstanceOf(AbortSignal);
+    const plan = { ms: 30_000, kind: 'attempt', limit: 30_000 } as const;
+    await (await transport.send(new HttpRequest({ url, timeout: plan }))).discard();
+    await (await transport.send(new HttpRequest({ url, timeout: plan, options: { streamBody: true } }))).discard();
+    expect(seen[0]?.signal).toBeInstanceOf(AttemptClock);
+    expect(seen[0]?.bodyTimeout).toBeUndefined();
+    expect(seen[1]?.bodyTimeout).toBe(30_000);
     await transport.close();
     await agent.close();
   });
