@@ -77,7 +77,7 @@ export function auth({ credential, origins }: AuthOptions): Middleware {
   };
   return async function attachToken(request, next) {
     if (request.options.auth === false || !isAllowed(request.url)) return next(request);
-    const tokens = manager.current() ?? (await manager.token(request.signal, request.timeout));
+    const tokens = manager.current() ?? (await manager.token(request));
     request.state.generation = tokens.generation;
     return next(place(request, placementOf(tokens.tokenType), tokens.accessToken));
   };

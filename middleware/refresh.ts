@@ -48,7 +48,7 @@ export function refresh({ manager, origins, statuses = [401], shouldRefresh }: R
     await response.discard();
     if (!canResend(request)) throw new BodyNotReplayableError({ method: request.method, url: request.url });
     const generation = request.state.generation;
-    const tokens = await manager.rejected(generation, request.signal, request.timeout);
+    const tokens = await manager.rejected(generation, request);
     request.events?.({
       type: 'reissue',
       requestId: request.state.id,

@@ -5,7 +5,7 @@ import type { Grant, StaticCredential } from './grants.js';
 import type { HttpRequest } from './request.js';
 import type { HttpResponse } from './response.js';
 import type { Lock, TokenStore } from './store.js';
-import { createTokenFetch } from './token-fetch.js';
+import { createTokenFetch, type TokenFetchOptions } from './token-fetch.js';
 import type { TokenSet } from './token-set.js';
 import { TokenManager } from './tokens.js';
 import type { EventSink, Middleware, Transport } from './types.js';
@@ -35,6 +35,17 @@ export interface AuthOptions {
   lockWait?: number;
   /** Largest token response accepted, in bytes. @default 65536 */
   maxTokenResponseBytes?: number;
+  /**
+   * Time limit of one token request (connect, headers, body), in ms. A caller never waits past its own
+   * attempt timeout or deadline for it: the refresh goes on for the others, bounded by this. @default 10000
+   */
+  timeout?: number;
+  /**
+   * Token requests retried after a network failure, a timeout or a 5xx (a refresh token only when it
+   * surely was not sent, or on a 503): one refusal costs at most `retry + 1` token requests, never
+   * multiplied by the call's own retries. @default 2
+   */
+  retry?: number;
   /**
    * After a refresh whose answer was lost, present the same refresh token once more. Only for servers
    * with a documented reuse grace window (Okta, Auth0 rotation overlap). @default false
@@ -81,6 +92,8 @@ const AUTH_KEYS = new Set([
   'lockTtl',
   'lockWait',
   'maxTokenResponseBytes',
+  'timeout',
+  'retry',
   'retryLostRefresh',
   'maxRateLimitWait',
   'close',
@@ -126,13 +139,13 @@ export function buildAuthLayers(
     if (store.shared && !lock.shared) {
       throw new ConfigError('a shared token store needs a shared lock (e.g. redisTokenStore(url) gives both)');
     }
-    const maxBytes = layer.maxTokenResponseBytes ?? 64 * 1024;
+    const endpoint = tokenEndpointOptions(layer);
     const manager = new TokenManager({
       grant: credential,
       store,
       lock,
-      fetch: createTokenFetch(transport, { maxBytes }),
-      refreshFetch: createTokenFetch(transport, { maxBytes, connectFailuresOnly: true }),
+      fetch: createTokenFetch(transport, endpoint),
+      refreshFetch: createTokenFetch(transport, { ...endpoint, connectFailuresOnly: true }),
       events,
       ...pick(layer, [
         'skew',
@@ -161,7 +174,7 @@ export function buildAuthLayers(
     token(signal) {
       if (!first)
         return Promise.reject(new ConfigError('this client has only static credentials: there is no token to get'));
-      return first.token(signal);
+      return first.token(signal ? { signal } : undefined);
     },
     invalidate() {
       for (const manager of managers) manager.invalidate();
@@ -182,6 +195,20 @@ export function buildAuthLayers(
       await Promise.all(owned.map((item) => item.close?.()));
     },
   };
+}
+
+function tokenEndpointOptions(layer: AuthOptions): TokenFetchOptions {
+  const { maxTokenResponseBytes: maxBytes = 64 * 1024, timeout = 10_000, retry = 2 } = layer;
+  if (typeof timeout !== 'number' || !(timeout > 0) || timeout > 2 ** 31 - 1) {
+    throw new ConfigError(`auth.timeout must be a positive number of milliseconds, got ${String(timeout)}`);
+  }
+  if (!Number.isInteger(retry) || retry < 0 || retry > 10) {
+    throw new ConfigError(`auth.retry must be an integer from 0 to 10, got ${String(retry)}`);
+  }
+  if (!Number.isInteger(maxBytes) || maxBytes < 1) {
+    throw new ConfigError(`auth.maxTokenResponseBytes must be a positive integer, got ${String(maxBytes)}`);
+  }
+  return { maxBytes, timeout, attempts: retry + 1 };
 }
 
 function pick<T extends object, K extends keyof T>(source: T, keys: readonly K[]): Partial<Pick<T, K>> {

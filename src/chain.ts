@@ -160,8 +160,10 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
     },
     auth: authLayers?.control,
     async close() {
+      // Token requests in flight are ended first: the transport's close waits for what is still running.
+      const auth = authLayers?.close();
       await transport.close();
-      await authLayers?.close();
+      await auth;
     },
     subscribe(listener) {
       listeners.push(listener);

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { createFetch as createOfetch, FetchError, type FetchOptions } from 'ofetch';
 import type { AuthControl } from './auth-setup.js';
 import { bufferBody } from './body.js';
@@ -268,6 +269,7 @@ export class SluiceClient {
       const failure = unwrap(error, meta, call.response);
       const attempts = call.state?.attempts ?? 0;
       if (failure.attempts < attempts) failure.attempts = attempts;
+      markCallSite(failure);
       throw failure;
     }
   }
@@ -360,6 +362,25 @@ function decode(text: string, response: HttpResponse | undefined, meta: RequestM
     }
   }
   return text;
+}
+
+const THIS_FILE = fileURLToPath(import.meta.url);
+
+/** Records, on an error about to reach the caller, the caller's frames (async ones included). */
+function markCallSite(error: SluiceError): void {
+  if (error.callSite !== undefined) return;
+  const holder: { stack?: string } = {};
+  Error.captureStackTrace(holder, markCallSite);
+  const frames = (holder.stack ?? '')
+    .split('\n')
+    .slice(1)
+    .filter((line) => !line.includes(THIS_FILE) && !line.includes('(node:internal/'))
+    .join('\n');
+  Object.defineProperty(error, 'callSite', { value: frames, enumerable: false, configurable: true, writable: true });
+  const first = frames.split('\n')[0];
+  if (first && error.stack && !error.stack.includes(first.trim())) {
+    error.stack = `${error.stack}\n    --- the call ---\n${frames}`;
+  }
 }
 
 function unwrap(error: unknown, meta: RequestMeta, response: HttpResponse | undefined): SluiceError {

@@ -23,6 +23,12 @@ export class SluiceError extends Error {
   /** Redacted: no credentials, no secret query parameters. */
   readonly url: string | undefined;
   attempts: number;
+  /**
+   * Where your code made the call (stack frames), set by the client when the error reaches you: a
+   * failure shared by many calls (a token refresh) was created far from any of them. Also appended to
+   * `stack` when the stack does not already reach your code.
+   */
+  declare callSite: string | undefined;
 
   constructor(message: string, details: ErrorDetails = {}) {
     const url = details.url === undefined ? undefined : redactUrl(details.url);

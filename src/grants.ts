@@ -89,7 +89,10 @@ async function tokenRequest(client: OAuthClient, params: Record<string, string |
     body: form.toString(),
     signal: context.signal ?? null,
   });
-  return parseTokenResponse(response.status, response.headers.get('content-type') ?? '', await response.text());
+  return parseTokenResponse(response.status, response.headers.get('content-type') ?? '', await response.text(), {
+    method: 'POST',
+    url: client.tokenURL,
+  });
 }
 
 function oauthIdentity(kind: string, client: OAuthClient, extra: Record<string, string | undefined> = {}) {

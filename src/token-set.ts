@@ -98,33 +98,57 @@ export function sealed(tokens: TokenSet): TokenSet {
   return Object.freeze(copy);
 }
 
-/** The OAuth 2.0 token response (RFC 6749 5.1) as a TokenInput; anything else is an `AuthError`. */
-export function parseTokenResponse(status: number, contentType: string, text: string): TokenInput {
+/** Where a token response came from, for the error messages: the token endpoint's method and URL (redacted when shown). */
+export interface TokenEndpoint {
+  method: string;
+  url: string;
+}
+
+/** Server text fit for a message: control characters (log injection) folded, secrets redacted, short. */
+function sanitize(text: string, max: number): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is removed
+  return redactText(text.slice(0, max).replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ')).trim();
+}
+
+/**
+ * The OAuth 2.0 token response (RFC 6749 5.1) as a TokenInput; anything else is an `AuthError` whose
+ * message names the endpoint, the status, the OAuth `error` and its (sanitized) `error_description`.
+ */
+export function parseTokenResponse(
+  status: number,
+  contentType: string,
+  text: string,
+  endpoint?: TokenEndpoint,
+): TokenInput {
+  const at = endpoint ? { method: endpoint.method, url: endpoint.url } : {};
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch {
     throw new AuthError(
-      `token endpoint answered ${status} with a body that is not JSON (${contentType || 'no content type'}, ${text.length} bytes)`,
-      { code: 'AUTH_INVALID_RESPONSE', status, retryable: status >= 500 },
+      `token endpoint answered ${status} with a body that is not JSON (${sanitize(contentType, 100) || 'no content type'}, ${text.length} bytes)`,
+      { code: 'AUTH_INVALID_RESPONSE', status, retryable: status >= 500, ...at },
     );
   }
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw new AuthError(`token endpoint answered ${status} with JSON that is not an object`, {
       code: 'AUTH_INVALID_RESPONSE',
       status,
+      ...at,
     });
   }
   const fields = body as Record<string, unknown>;
   if (typeof fields.error === 'string' || status >= 400) {
-    const oauthError = typeof fields.error === 'string' ? fields.error.slice(0, 64) : undefined;
+    const oauthError = typeof fields.error === 'string' ? sanitize(fields.error, 64).replace(/\s+/g, '_') : undefined;
     const description =
-      typeof fields.error_description === 'string' ? redactText(fields.error_description.slice(0, 300)) : undefined;
-    throw new AuthError(`token request failed (${status}${oauthError ? ` ${oauthError}` : ''})`, {
-      oauthError,
+      typeof fields.error_description === 'string' ? sanitize(fields.error_description, 300) : undefined;
+    const said = [oauthError, description].filter(Boolean).join(': ');
+    throw new AuthError(`token request failed: ${status}${said ? ` ${said}` : ''}`, {
+      oauthError: oauthError || undefined,
       oauthErrorDescription: description,
       status,
       retryable: status >= 500,
+      ...at,
     });
   }
   const expiresIn = fields.expires_in;

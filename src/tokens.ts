@@ -1,6 +1,14 @@
-import { AbortError, AuthError, ConfigError, SluiceError, StoreUnavailableError, TimeoutError } from './errors.js';
+import {
+  AbortError,
+  AuthError,
+  ConfigError,
+  NetworkError,
+  SluiceError,
+  StoreUnavailableError,
+  TimeoutError,
+} from './errors.js';
 import type { Grant } from './grants.js';
-import type { AttemptTimeout } from './request.js';
+import { type AttemptTimeout, remainingMs } from './request.js';
 import { type Lock, type LockHandle, readCompareWrite, type TokenStore } from './store.js';
 import {
   entryTtl,
@@ -54,18 +62,31 @@ export interface TokenManagerOptions {
 
 type Options = Required<Omit<TokenManagerOptions, 'events' | 'refreshFetch'>> & Pick<TokenManagerOptions, 'events'>;
 
-/** Settles with `promise`, or rejects when `signal` aborts or the caller's `budget` runs out; `promise` goes on. */
-function within<T>(
-  promise: Promise<T>,
-  signal: AbortSignal | undefined,
-  budget: AttemptTimeout | undefined,
-): Promise<T> {
+/** What a caller brings to a token wait: its abort signal, what is left of its attempt, and who it is. */
+export interface TokenCall {
+  readonly signal?: AbortSignal | undefined;
+  /** The attempt's time limit: waiting (for the lock, the endpoint, a cool-down) ends with it. */
+  readonly timeout?: AttemptTimeout | undefined;
+  /** The call's method and URL, for the error it receives. */
+  readonly method?: string;
+  readonly url?: string;
+  /** The call's ledger: one call never starts a second token request after its first one failed. */
+  readonly state?: object;
+}
+
+/** Settles with `promise`, or rejects when the caller aborts or its budget runs out; `promise` goes on. */
+function within<T>(promise: Promise<T>, call: TokenCall | undefined): Promise<T> {
+  const signal = call?.signal;
+  const budget = call?.timeout;
   if (!signal && !budget) return promise;
-  if (signal?.aborted) return Promise.reject(abortReason(signal));
+  if (signal?.aborted) return Promise.reject(abortReason(signal, call));
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => settle(() => reject(abortReason(signal as AbortSignal)));
+    const onAbort = () => settle(() => reject(abortReason(signal as AbortSignal, call)));
     const timer = budget
-      ? setTimeout(() => settle(() => reject(new TimeoutError(budget.kind, budget.limit))), budget.ms)
+      ? setTimeout(
+          () => settle(() => reject(new TimeoutError(budget.kind, budget.limit, callDetails(call)))),
+          Math.max(0, remainingMs(budget)),
+        )
       : undefined;
     signal?.addEventListener('abort', onAbort, { once: true });
     function settle(done: () => void) {
@@ -80,20 +101,69 @@ function within<T>(
   });
 }
 
-function abortReason(signal: AbortSignal): SluiceError {
-  return signal.reason instanceof SluiceError ? signal.reason : new AbortError({ cause: signal.reason });
+function callDetails(call: TokenCall | undefined): { method?: string; url?: string } {
+  return call?.method !== undefined && call.url !== undefined ? { method: call.method, url: call.url } : {};
+}
+
+function abortReason(signal: AbortSignal, call?: TokenCall): SluiceError {
+  return signal.reason instanceof SluiceError
+    ? signal.reason
+    : new AbortError({ ...callDetails(call), cause: signal.reason });
+}
+
+/**
+ * The error one caller receives for a failure shared by every caller of a refresh: its own object,
+ * naming the call (method, URL) and, in the message, the token endpoint's failure; the shared one is
+ * the `cause`. The token endpoint's timeouts and network failures become an `AuthError` here: they were
+ * retried under `auth.timeout`/`auth.retry`, and the call's own retries must not multiply them.
+ */
+export function errorForCall(shared: unknown, call: TokenCall | undefined): SluiceError {
+  const details = callDetails(call);
+  if (!(shared instanceof SluiceError)) return new AuthError('could not get a token', { ...details, cause: shared });
+  if (shared instanceof StoreUnavailableError) {
+    return new StoreUnavailableError(withoutPrefix(shared), { ...details, cause: shared });
+  }
+  if (shared instanceof AuthError) {
+    return new AuthError(`could not get a token: ${shared.message}`, {
+      code: shared.code,
+      retryable: shared.retryable,
+      oauthError: shared.oauthError,
+      oauthErrorDescription: shared.oauthErrorDescription,
+      status: shared.status,
+      retryAfter: shared.retryAfter,
+      ...details,
+      cause: shared,
+    });
+  }
+  if (shared instanceof TimeoutError || shared instanceof NetworkError) {
+    const setting = shared instanceof TimeoutError ? ' within auth.timeout' : '';
+    return new AuthError(`could not get a token${setting}: ${shared.message}`, {
+      code: shared instanceof TimeoutError ? 'AUTH_TIMEOUT' : 'AUTH_NETWORK',
+      retryable: true,
+      ...details,
+      cause: shared,
+    });
+  }
+  return shared;
+}
+
+/** A message without the `[METHOD] url: ` its error added (the copy names the call instead). */
+function withoutPrefix(error: SluiceError): string {
+  const prefix = error.method && error.url ? `[${error.method}] ${error.url}: ` : '';
+  return prefix && error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
 }
 
 /**
  * A wait someone awaits: its timer keeps the process alive (an unref'd one let a worker exit
  * mid-call), and the caller's abort ends it at once, timer and all.
  */
-function pause(ms: number, signal?: AbortSignal): Promise<void> {
+function pause(ms: number, call?: TokenCall): Promise<void> {
+  const signal = call?.signal;
   return new Promise<void>((resolve, reject) => {
-    if (signal?.aborted) return reject(abortReason(signal));
+    if (signal?.aborted) return reject(abortReason(signal, call));
     const onAbort = () => {
       clearTimeout(timer);
-      reject(abortReason(signal as AbortSignal));
+      reject(abortReason(signal as AbortSignal, call));
     };
     const timer = setTimeout(() => {
       signal?.removeEventListener('abort', onAbort);
@@ -123,7 +193,9 @@ export class TokenManager {
   readonly key: string;
   readonly grant: Grant;
   readonly #o: Options;
+  readonly #fetch: TokenFetch;
   readonly #refreshFetch: TokenFetch;
+  readonly #closing = new AbortController();
   #memory: TokenSet | undefined;
   #refreshAt = 0;
   #inFlight: Promise<TokenSet> | undefined;
@@ -135,6 +207,8 @@ export class TokenManager {
   #unwritten: { tokens: TokenSet; expected: number | undefined } | undefined;
   #flushTimer: NodeJS.Timeout | undefined;
   #pausedUntil = 0;
+  /** Calls whose refresh failed, by their ledger: their next attempt gets the same failure. */
+  #failedCalls = new WeakMap<object, unknown>();
   /** Store reads, counted so tests and benchmarks can prove the hot path makes none. */
   storeReads = 0;
 
@@ -172,7 +246,14 @@ export class TokenManager {
       throw new ConfigError('auth.grant must be a grant, e.g. clientCredentials({...})');
     this.#o = o;
     this.grant = o.grant;
-    this.#refreshFetch = options.refreshFetch ?? options.fetch;
+    // Token requests end when the client closes, also those a custom grant sends without a signal.
+    const closing = this.#closing.signal;
+    const until =
+      (fetch: TokenFetch): TokenFetch =>
+      (url, init) =>
+        fetch(url, { ...init, signal: init?.signal ?? closing });
+    this.#fetch = until(o.fetch);
+    this.#refreshFetch = until(options.refreshFetch ?? options.fetch);
     this.key = tokenKey(o.grant, o.keyPrefix);
   }
 
@@ -188,21 +269,22 @@ export class TokenManager {
   }
 
   /**
-   * A token good to send: from memory, the store, or a new one. `budget` is what is left of the
-   * caller's attempt: waiting (for another holder, for a cool-down) ends with a `TimeoutError` when it
-   * runs out, and neither that nor the caller's abort cancels the shared refresh.
+   * A token good to send: from memory, the store, or a new one. Waiting (for another holder, the
+   * token endpoint, a cool-down) ends with the caller's abort or the end of its attempt
+   * (`call.timeout`, a `TimeoutError`); neither cancels the shared refresh, which the others go on
+   * waiting for. Failures reach each caller as its own error, naming the call.
    */
-  token(signal?: AbortSignal, budget?: AttemptTimeout): Promise<TokenSet> {
+  token(call?: TokenCall): Promise<TokenSet> {
     const tokens = this.current();
     if (tokens) return Promise.resolve(tokens);
-    return this.#await(() => this.#refresh(this.#memory?.generation, 'expired'), signal, budget);
+    return this.#await(() => this.#refresh(this.#memory?.generation, 'expired'), call);
   }
 
   /**
    * The API refused a request sent with `generation`. If the token has already moved on, the current one
    * is returned; otherwise this joins, or starts, the one refresh.
    */
-  rejected(generation: number | undefined, signal?: AbortSignal, budget?: AttemptTimeout): Promise<TokenSet> {
+  rejected(generation: number | undefined, call?: TokenCall): Promise<TokenSet> {
     const tokens = this.#memory;
     if (
       tokens &&
@@ -212,7 +294,7 @@ export class TokenManager {
     ) {
       return Promise.resolve(tokens);
     }
-    return this.#await(() => this.#refresh(generation ?? tokens?.generation, 'rejected'), signal, budget);
+    return this.#await(() => this.#refresh(generation ?? tokens?.generation, 'rejected'), call);
   }
 
   /** Forgets the current token: the next request gets a new one (the stored refresh token is kept). */
@@ -230,36 +312,48 @@ export class TokenManager {
     };
   }
 
-  /** Stops retrying a failed store write (the client calls this when it closes). */
+  /** Ends token requests in flight and stops retrying a failed store write (the client calls this when it closes). */
   close(): void {
     clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
+    this.#closing.abort(new AbortError({ cause: new Error('the client was closed') }));
   }
 
   #emit(event: Omit<Extract<SluiceEvent, { type: 'token' }>, 'type' | 'key'>): void {
     this.#o.events?.()?.({ type: 'token', key: this.key, ...event });
   }
 
-  /** One caller's wait for the shared refresh; a cool-down that ends within its budget is waited out once. */
-  async #await(
-    start: () => Promise<TokenSet>,
-    signal: AbortSignal | undefined,
-    budget: AttemptTimeout | undefined,
-  ): Promise<TokenSet> {
-    const began = performance.now();
-    const left = (): AttemptTimeout | undefined =>
-      budget && { ...budget, ms: Math.max(0, budget.ms - (performance.now() - began)) };
+  /**
+   * One caller's wait for the shared refresh; a cool-down that ends within its budget is waited out
+   * once. A call whose refresh failed gets that failure again on its next attempt rather than a second
+   * round of token requests: one call makes at most `auth.retry + 1` of them per refusal.
+   */
+  async #await(start: () => Promise<TokenSet>, call: TokenCall | undefined): Promise<TokenSet> {
+    const ledger = call?.state;
+    // The caller's own TimeoutError or AbortError (from within()) is its own already; a failure of the
+    // shared refresh is turned into one here.
+    const flight = (): Promise<TokenSet> => {
+      const failed = ledger && this.#failedCalls.get(ledger);
+      if (failed) return Promise.reject(errorForCall(failed, call));
+      const promise = start().catch((error: unknown) => {
+        if (ledger) this.#failedCalls.set(ledger, error);
+        throw errorForCall(error, call);
+      });
+      return within(promise, call);
+    };
     try {
-      return await within(start(), signal, budget);
+      return await flight();
     } catch (error) {
       if (!isRateLimited(error)) throw error;
       const wait = Math.max(0, this.#pausedUntil - this.#o.now());
-      const remaining = left();
-      if (remaining && wait >= remaining.ms) throw new TimeoutError(remaining.kind, remaining.limit, { cause: error });
+      const budget = call?.timeout;
+      if (budget && wait >= remainingMs(budget))
+        throw new TimeoutError(budget.kind, budget.limit, { ...callDetails(call), cause: error });
       if (wait > this.#o.maxRateLimitWait) throw error;
       // The budget outlasts the pause (checked above): only the caller's abort can end this wait early.
-      await pause(wait, signal);
-      return within(start(), signal, left());
+      await pause(wait, call);
+      if (ledger) this.#failedCalls.delete(ledger);
+      return flight();
     }
   }
 
@@ -448,7 +542,7 @@ export class TokenManager {
 
   /** The primary grant. */
   #login(): Promise<TokenInput> {
-    return this.#paced(() => this.#o.grant.obtain({ fetch: this.#o.fetch }));
+    return this.#paced(() => this.#o.grant.obtain({ fetch: this.#fetch }));
   }
 
   /** The refresh-token grant on `base`, through the fetch that never re-sends once it may have arrived. */

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
 
 /** One request as the server received it, body fully read. */
 export interface Seen {
@@ -112,4 +112,39 @@ export function serverPool() {
 export function answerAfter(response: ServerResponse, ms: number, answer: () => void): void {
   const timer = setTimeout(answer, ms);
   response.on('close', () => clearTimeout(timer));
+}
+
+export interface RawServer {
+  readonly url: string;
+  /** Requests received (counted at their first bytes). */
+  readonly requests: number;
+  close(): Promise<void>;
+}
+
+/**
+ * A bare TCP server on 127.0.0.1 that answers each request's first bytes with `answer(socket, index)`:
+ * for replies node:http will not write (a garbage status line, a bad chunk, a drip, a reset mid-body).
+ */
+export async function rawServer(answer: (socket: Socket, index: number) => void): Promise<RawServer> {
+  let requests = 0;
+  const sockets = new Set<Socket>();
+  const server = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    socket.once('data', () => answer(socket, requests++));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    get requests() {
+      return requests;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }

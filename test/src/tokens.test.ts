@@ -91,7 +91,7 @@ describe('TokenManager', () => {
     const { manager } = setup(source.grant);
     const open = source.hold();
     const controller = new AbortController();
-    const aborted = manager.token(controller.signal);
+    const aborted = manager.token({ signal: controller.signal });
     const patient = manager.token();
     controller.abort();
     await expect(aborted).rejects.toBeInstanceOf(AbortError);
@@ -106,9 +106,11 @@ describe('TokenManager', () => {
     source.failWith(new AuthError('nope', { oauthError: 'invalid_client' }));
     const results = await Promise.allSettled(Array.from({ length: 5 }, () => manager.token()));
     expect(results.every((result) => result.status === 'rejected')).toBe(true);
-    const reasons = new Set(results.map((result) => (result as PromiseRejectedResult).reason));
-    expect(reasons.size).toBe(1);
-    expect([...reasons][0]).toBeInstanceOf(AuthError);
+    // Each waiter gets its own error (its own stack and call), all caused by the one failure.
+    const reasons = results.map((result) => (result as PromiseRejectedResult).reason as AuthError);
+    expect(new Set(reasons).size).toBe(5);
+    expect(new Set(reasons.map((reason) => reason.cause)).size).toBe(1);
+    for (const reason of reasons) expect(reason).toMatchObject({ name: 'AuthError', code: 'AUTH_INVALID_CLIENT' });
     expect(source.calls).toBe(1);
     expect(events.some((event) => event.type === 'token' && event.action === 'failed')).toBe(true);
     source.failWith(undefined);
