@@ -77,7 +77,8 @@ export function cookieSession(options: CookieSessionOptions): Grant {
       }
       const response = await fetch(loginURL, { method, headers, body: payload ?? null, signal: signal ?? null });
       await response.arrayBuffer();
-      if (!response.ok) throw new AuthError(`login failed with status ${response.status}`, { status: response.status });
+      const at = { method, url: loginURL, status: response.status };
+      if (!response.ok) throw new AuthError(`login failed with status ${response.status}`, at);
       const pairs: string[] = [];
       let expiresAt: number | undefined;
       for (const line of response.headers.getSetCookie()) {
@@ -97,8 +98,7 @@ export function cookieSession(options: CookieSessionOptions): Grant {
           if (Number.isFinite(at)) expiresAt = Math.min(expiresAt ?? at, at);
         }
       }
-      if (pairs.length === 0)
-        throw new AuthError('login answered without a session cookie', { status: response.status });
+      if (pairs.length === 0) throw new AuthError('login answered without a session cookie', at);
       return { accessToken: pairs.join('; '), tokenType: 'cookie', expiresAt: expiresAt ?? Date.now() + lifetime };
     },
   };

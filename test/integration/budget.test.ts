@@ -11,9 +11,12 @@ import {
   clientCredentials,
   createClient,
   NetworkError,
+  refreshTokenGrant,
   type SluiceClient,
+  StoreUnavailableError,
   TimeoutError,
 } from '../../src/index.js';
+import { redisTokenStore } from '../../stores/index.js';
 import { closedPort, json, type RawServer, rawServer, serverPool } from '../helpers/server.js';
 import { rejection } from '../helpers/wait.js';
 
@@ -114,6 +117,19 @@ describe('the token wait is part of the attempt', () => {
     await new Promise((resolve) => setTimeout(resolve, 1000));
     await expect(sluice.get('x', { deadline: 300 })).resolves.toEqual({ ok: true });
     expect(tokens.requests).toBe(1);
+  });
+
+  it('an unreachable store is waited out once: StoreUnavailableError within the store timeout, not once per retry', async () => {
+    const { tokens, api } = await apiWithTokenEndpoint(() => {});
+    const shared = redisTokenStore(`redis://127.0.0.1:${await closedPort()}`, { timeoutMs: 300 });
+    const grant = refreshTokenGrant({ tokenURL: `${tokens.url}/token`, clientId: 'app', refreshToken: 'rt_seed' });
+    const sluice = client({ baseURL: api.url, auth: { grant, ...shared } });
+    const { error, ms } = await timed(() => sluice.get('x'));
+    expect(error).toBeInstanceOf(StoreUnavailableError);
+    expect(error).toMatchObject({ method: 'GET', url: `${api.url}/x` });
+    expect(ms).toBeGreaterThanOrEqual(250);
+    expect(ms).toBeLessThan(800);
+    expect(tokens.requests).toBe(0);
   });
 
   it('close() ends a token request in flight at once instead of waiting out auth.timeout', async () => {
