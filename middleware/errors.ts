@@ -9,35 +9,14 @@ import { retryAfterMs } from './retry.js';
 const MAX_ERROR_BODY = 64 * 1024;
 const JSON_TYPE = /^application\/(?:[\w!#$%&*.^`~-]*\+)?json/i;
 
-/** A body of unknown length (chunked) read up to the cap: a longer one is dropped, never buffered whole. */
-async function cappedText(response: HttpResponse): Promise<string | undefined> {
-  const reader = response.body?.getReader();
-  if (!reader) return undefined;
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > MAX_ERROR_BODY) {
-      await reader.cancel().catch(() => {});
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 async function errorBody(response: HttpResponse): Promise<unknown> {
-  if (response.request.method === 'HEAD') return undefined;
-  const length = Number(response.header('content-length') ?? 0);
-  if (length > MAX_ERROR_BODY) {
+  if (response.request.method === 'HEAD') {
     await response.discard();
     return undefined;
   }
   let text: string | undefined;
   try {
-    text = length > 0 ? await response.text() : await cappedText(response);
+    text = await response.textUpTo(MAX_ERROR_BODY);
   } catch {
     return undefined;
   }

@@ -11,7 +11,10 @@ const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
 
 /** A real `Response` at the edge: the only place Sluice builds one. */
 export function toWebResponse(response: HttpResponse): Response {
-  const body = NULL_BODY_STATUSES.has(response.status) || response.request.method === 'HEAD' ? null : response.body;
+  const empty = NULL_BODY_STATUSES.has(response.status) || response.request.method === 'HEAD';
+  // A body nobody can read is released now: its connection and its attempt's listeners go with it.
+  if (empty) void response.discard();
+  const body = empty ? null : response.body;
   const web = new Response(body, {
     status: response.status,
     statusText: response.statusText,

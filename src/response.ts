@@ -152,6 +152,36 @@ export class HttpResponse {
     return this.#read((source) => source.arrayBuffer());
   }
 
+  /**
+   * The body as text if it is at most `maxBytes` long, else `undefined`; a longer body is never
+   * buffered whole (the read stops at the cap and the connection is dropped).
+   */
+  async textUpTo(maxBytes: number): Promise<string | undefined> {
+    const declared = Number(this.header('content-length') ?? 0);
+    if (declared > maxBytes) {
+      await this.discard();
+      return undefined;
+    }
+    if (declared > 0) return this.text();
+    return this.#read(async (source) => {
+      const reader = source.body?.getReader();
+      if (!reader) return undefined;
+      const chunks: Uint8Array[] = [];
+      let size = 0;
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        size += value.byteLength;
+        if (size > maxBytes) {
+          await reader.cancel().catch(() => {});
+          return undefined;
+        }
+        chunks.push(value);
+      }
+      return Buffer.concat(chunks).toString('utf8');
+    });
+  }
+
   async bytes(): Promise<Uint8Array> {
     return new Uint8Array(await this.arrayBuffer());
   }

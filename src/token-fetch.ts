@@ -36,6 +36,19 @@ export function mayHaveBeenSent(error: unknown): boolean {
   return false;
 }
 
+/** Waits `ms`; an abort ends the wait early (the loop then stops before sending). */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
 async function readCapped(response: HttpResponse, maxBytes: number): Promise<Uint8Array> {
   const declared = Number(response.header('content-length') ?? 0);
   if (declared > maxBytes) {
@@ -64,6 +77,8 @@ export function createTokenFetch(transport: Transport, options: TokenFetchOption
   return async function tokenFetch(url, init = {}) {
     const method = (init.method ?? 'GET').toUpperCase();
     for (let attempt = 1; ; attempt++) {
+      // Closed (or aborted) between attempts: nothing more is sent.
+      if (init.signal?.aborted) throw toSluiceError(init.signal.reason, { method, url }, init.signal);
       let wait: number | undefined;
       const controller = new AbortController();
       const timer = setTimeout(() => controller.abort(new TimeoutError('attempt', timeout, { method, url })), timeout);
@@ -132,7 +147,7 @@ export function createTokenFetch(transport: Transport, options: TokenFetchOption
       // A 503 with Retry-After: as long as the server asked. Another 5xx or a network failure: a little
       // (full jitter). Then try again.
       const delay = wait ?? Math.min(2000, 100 * 2 ** attempt * Math.random());
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      await sleep(delay, init.signal ?? undefined);
     }
   };
 }

@@ -144,7 +144,13 @@ export function errorForCall(shared: unknown, call: TokenCall | undefined): Slui
       cause: shared,
     });
   }
-  return shared;
+  if (shared instanceof AbortError) return new AbortError({ ...details, cause: shared });
+  return new SluiceError(withoutPrefix(shared), {
+    code: shared.code,
+    retryable: shared.retryable,
+    ...details,
+    cause: shared,
+  });
 }
 
 /** A message without the `[METHOD] url: ` its error added (the copy names the call instead). */
@@ -358,6 +364,7 @@ export class TokenManager {
   }
 
   #refresh(failed: number | undefined, reason: string): Promise<TokenSet> {
+    if (this.#closing.signal.aborted) return Promise.reject(this.#closing.signal.reason);
     if (this.#inFlight) {
       this.#emit({ action: 'refresh-joined', reason });
       return this.#inFlight;

@@ -236,12 +236,36 @@ export interface FetchTransportOptions {
   fetch?: typeof globalThis.fetch;
 }
 
-function fetchSource(response: Response): BodySource {
+/** `stream` as it is, but `end` runs once it has been read to the end, failed or been cancelled. */
+function untilEnd(stream: ReadableStream<Uint8Array>, end: () => void): ReadableStream<Uint8Array> {
+  const reader = stream.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read();
+        if (done) {
+          end();
+          controller.close();
+        } else controller.enqueue(value);
+      } catch (error) {
+        end();
+        controller.error(error);
+      }
+    },
+    cancel(reason) {
+      end();
+      return reader.cancel(reason);
+    },
+  });
+}
+
+function fetchSource(response: Response, streamed: (() => void) | undefined): BodySource {
   return {
     text: () => response.text(),
     arrayBuffer: () => response.arrayBuffer(),
     get body() {
-      return response.body;
+      // A streamed body never settles through the response: its end releases the caller's signal.
+      return streamed && response.body ? untilEnd(response.body, streamed) : response.body;
     },
     dump: async () => {
       await response.body?.cancel();
@@ -279,7 +303,7 @@ export function fetchTransport(options: FetchTransportOptions = {}): Transport {
         statusText: response.statusText,
         headers: response.headers,
         url: request.url,
-        body: response.body ? fetchSource(response) : null,
+        body: response.body ? fetchSource(response, request.options.streamBody ? done : undefined) : null,
         request,
         signal,
       });

@@ -4,12 +4,14 @@
  * endpoint has its own visible settings; failures say whether the request may have been sent.
  * Times are asserted with generous slack (2x) around what the budget promises.
  */
+import { getEventListeners } from 'node:events';
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   AuthError,
   clientCredentials,
   createClient,
+  createFetch,
   NetworkError,
   refreshTokenGrant,
   type SluiceClient,
@@ -303,5 +305,55 @@ describe('the attempt limit above 5 s (where undici used to get an idle timer)',
     const sluice = client({ baseURL: slow.url });
     const stream = await sluice.get<ReadableStream<Uint8Array>>('x', { timeout: 200, responseType: 'stream' });
     expect(await new Response(stream).text()).toBe('abcd');
+  });
+});
+
+describe('nothing outlives its call', () => {
+  const listeners = (signal: AbortSignal) => getEventListeners(signal, 'abort').length;
+
+  it.each([
+    'undici',
+    'fetch',
+  ] as const)('no listener stays on your signal: error bodies, streams read to the end, bodiless createFetch answers (%s)', async (transport) => {
+    const s = await servers.start((seen, response) => {
+      if (seen.url.startsWith('/missing')) {
+        response.writeHead(404, { 'content-type': 'text/plain', 'transfer-encoding': 'chunked' });
+        response.end('not here');
+      } else if (seen.url.startsWith('/empty')) {
+        response.writeHead(204);
+        response.end();
+      } else json(response, 200, { ok: true });
+    });
+    const controller = new AbortController();
+    const { signal } = controller;
+    const sluice = client({ baseURL: s.url, transport });
+    for (let i = 0; i < 5; i++) await rejection(sluice.get('missing', { signal }));
+    await rejection(sluice.head('missing', { signal }));
+    expect(listeners(signal)).toBe(0);
+    const stream = await sluice.get<ReadableStream<Uint8Array>>('data', { signal, responseType: 'stream' });
+    expect(await new Response(stream).json()).toEqual({ ok: true });
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(listeners(signal)).toBe(0);
+    const fetch = createFetch({ transport, timeout: 5000 });
+    clients.push({ close: fetch.close } as SluiceClient);
+    await fetch(`${s.url}/empty`, { signal });
+    await fetch(`${s.url}/data`, { method: 'HEAD', signal });
+    await (await fetch(`${s.url}/data`, { signal })).text();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(listeners(signal)).toBe(0);
+  });
+
+  it('close() stops a token endpoint retry loop: nothing is sent after it', async () => {
+    const { tokens, api, grant } = await apiWithTokenEndpoint((_, response) => {
+      response.writeHead(503, { 'retry-after': '1' });
+      response.end();
+    });
+    const sluice = createClient({ baseURL: api.url, transport: 'fetch', auth: { grant } });
+    void rejection(sluice.get('x'));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await sluice.close();
+    const sent = tokens.requests;
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(tokens.requests).toBe(sent);
   });
 });
