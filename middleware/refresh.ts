@@ -7,17 +7,92 @@ import type { TokenManager } from '../src/tokens.js';
 import type { Middleware } from '../src/types.js';
 import { originGuard } from './auth.js';
 
-/** The parameters of a `WWW-Authenticate` challenge (RFC 6750 3): `error`, `error_description`, `scope`... */
-export function parseWwwAuthenticate(value: string | null): Record<string, string> {
-  const params: Record<string, string> = {};
-  if (!value) return params;
-  const scheme = /^\s*([\w-]+)/.exec(value);
-  if (scheme?.[1]) params.scheme = scheme[1];
-  for (const match of value.matchAll(/([\w-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))/g)) {
-    const [, name, quoted, bare] = match;
-    if (name) params[name.toLowerCase()] = (quoted ?? bare ?? '').slice(0, 300);
+export interface Challenge {
+  /** The auth scheme, lower case: `bearer`, `basic`, `dpop`... */
+  scheme: string;
+  /** Parameter names in lower case; values unquoted, at most 300 characters, control characters removed. */
+  params: Record<string, string>;
+  token68?: string;
+}
+
+const TCHAR = /[!#$%&'*+.^_`|~\w-]/;
+const isSpace = (c: string | undefined) => c === ' ' || c === '\t';
+
+/**
+ * Every challenge of a `WWW-Authenticate` header (RFC 9110 11.6.1), in one left-to-right pass: the
+ * cost is linear in the header's length whatever a server sends, and each challenge keeps its own
+ * parameters (a `Basic` challenge's `error` is not the Bearer one's).
+ */
+export function parseChallenges(value: string | null): Challenge[] {
+  const challenges: Challenge[] = [];
+  if (!value) return challenges;
+  const text = value.length > 16_384 ? value.slice(0, 16_384) : value;
+  let i = 0;
+  const token = (): string => {
+    const start = i;
+    while (i < text.length && TCHAR.test(text[i] as string)) i++;
+    return text.slice(start, i);
+  };
+  const skip = (commas: boolean) => {
+    while (i < text.length && (isSpace(text[i]) || (commas && text[i] === ','))) i++;
+  };
+  let current: Challenge | undefined;
+  while (i < text.length) {
+    skip(true);
+    const start = i;
+    const name = token();
+    if (name === '') {
+      i = Math.max(i, start + 1); // a character no grammar rule allows: skip it
+      continue;
+    }
+    skip(false);
+    if (text[i] !== '=' || current === undefined) {
+      // A scheme starts a new challenge (a name followed by "=" before any scheme is ignored).
+      if (text[i] === '=') {
+        while (text[i] === '=') i++;
+        continue;
+      }
+      if (challenges.length === 32) break; // more than any real server sends
+      current = { scheme: name.toLowerCase(), params: Object.create(null) as Record<string, string> };
+      challenges.push(current);
+      continue;
+    }
+    i++; // "="
+    skip(false);
+    if (text[i] === '=' || text[i] === ',' || i >= text.length) {
+      // token68 padding ("abc==")
+      while (text[i] === '=') i++;
+      current.token68 ??= name;
+      continue;
+    }
+    let raw: string;
+    if (text[i] === '"') {
+      i++;
+      let out = '';
+      while (i < text.length && text[i] !== '"') {
+        if (text[i] === '\\' && i + 1 < text.length) i++;
+        if (out.length < 300) out += text[i];
+        i++;
+      }
+      i++; // closing quote
+      raw = out;
+    } else raw = token().slice(0, 300);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is removed
+    current.params[name.toLowerCase()] = raw.replace(/[\u0000-\u001f\u007f]/g, '');
   }
-  return params;
+  return challenges;
+}
+
+/**
+ * The parameters of the Bearer challenge (RFC 6750 3: `error`, `error_description`, `scope`...), or of
+ * the only challenge there is, plus `scheme`. Another scheme's `error` among several is not ours.
+ */
+export function parseWwwAuthenticate(value: string | null): Record<string, string> {
+  const challenges = parseChallenges(value);
+  const chosen =
+    challenges.find((challenge) => challenge.scheme === 'bearer') ??
+    (challenges.length === 1 ? challenges[0] : undefined);
+  return chosen ? { ...chosen.params, scheme: chosen.scheme } : {};
 }
 
 export interface RefreshOptions {

@@ -11,7 +11,7 @@ import {
 import { toSluiceError } from '../src/normalize.js';
 import { redactUrl } from '../src/redact.js';
 import type { HttpRequest } from '../src/request.js';
-import { type HttpResponse, parseRetryAfter } from '../src/response.js';
+import { type HttpResponse, parseDelaySeconds, parseRetryAfter } from '../src/response.js';
 import type { Middleware } from '../src/types.js';
 import { checkDuration, clampDelay, runAttempt } from './timeout.js';
 
@@ -53,13 +53,17 @@ export interface RetryOptions {
   random?: () => number;
 }
 
-/** The wait a 429/503 asks for, in ms: `Retry-After` (seconds or HTTP date) or `RateLimit-Reset` seconds. */
+/**
+ * The wait a 429/503 asks for, in ms: `Retry-After` (seconds or HTTP date), else `RateLimit-Reset` or
+ * `X-RateLimit-Reset` (whole seconds; an epoch timestamp in seconds is read as such). Malformed values
+ * are ignored (draft-ietf-httpapi-ratelimit-headers: they MUST be).
+ */
 export function retryAfterMs(response: HttpResponse, now = Date.now()): number | undefined {
-  const value =
-    response.header('retry-after') ?? response.header('ratelimit-reset') ?? response.header('x-ratelimit-reset');
-  const ms = parseRetryAfter(value, now);
+  const asked = parseRetryAfter(response.header('retry-after'), now);
+  if (asked !== undefined) return asked;
+  const reset = parseDelaySeconds(response.header('ratelimit-reset') ?? response.header('x-ratelimit-reset'));
   // x-ratelimit-reset is sometimes an epoch timestamp (in seconds) rather than a delta.
-  return ms !== undefined && ms > 1e12 ? Math.max(0, ms - now) : ms;
+  return reset !== undefined && reset > 1e12 ? Math.max(0, reset - now) : reset;
 }
 
 /** A response that should be retried, thrown so that p-retry sees a failed attempt. */
@@ -119,7 +123,8 @@ export function retry(options: RetryOptions = {}): Middleware {
     const deadlineAt = performance.now() + totalMs;
     const retries = request.options.retry ?? limit;
     if (retries === 0) return runAttempt(request, next, attemptMs, deadlineAt, totalMs);
-    const idempotent = methodSet.has(request.method) || request.headers.has('idempotency-key');
+    const keyed = request.headers.has('idempotency-key');
+    const idempotent = keyed || methodSet.has(request.method);
 
     const decide = async (failure: unknown, attempt: number): Promise<boolean> => {
       const response = failure instanceof RetryableResponse ? failure.response : undefined;
@@ -163,7 +168,9 @@ export function retry(options: RetryOptions = {}): Middleware {
 
     const attempt = async () => {
       const response = await runAttempt(request, next, attemptMs, deadlineAt, totalMs);
-      if (idempotent && statusSet.has(response.status)) throw new RetryableResponse(response);
+      // 409 with an Idempotency-Key: a request with the same key is still being processed; ask again.
+      if (idempotent && (statusSet.has(response.status) || (keyed && response.status === 409)))
+        throw new RetryableResponse(response);
       return response;
     };
     try {

@@ -226,7 +226,12 @@ export class AuthError extends SluiceError {
   readonly retryAfter: number | undefined;
   constructor(message: string, details: AuthErrorDetails = {}) {
     super(message, {
-      code: details.oauthError ? `AUTH_${details.oauthError.toUpperCase()}` : 'AUTH_FAILED',
+      code: details.oauthError
+        ? `AUTH_${details.oauthError
+            .slice(0, 64)
+            .toUpperCase()
+            .replace(/[^A-Z0-9]+/g, '_')}`
+        : 'AUTH_FAILED',
       ...details,
     });
     this.oauthError = details.oauthError;

@@ -69,13 +69,39 @@ export function redactValue(value: unknown, depth = 0): unknown {
   return out;
 }
 
-const SECRET_PAIR =
-  /(["']?)([\w-]*(?:token|secret|passw|pwd|api[-_]?key|apikey|auth|credential|session|cookie|signature)[\w-]*)\1(\s*[:=]\s*)("(?:[^"\\]|\\.)*"?|[^\s&,;}"]+)/gi;
+/**
+ * The `name=` / `name:` / `"name":` part of a pair in free text. Linear whatever the input: a name
+ * starts only where a word starts (lookbehind) and is taken whole (a lookahead capture, so no
+ * backtracking into it). Whether it is secret, and where its value ends, is decided by hand.
+ */
+const PAIR_NAME = /(?<![\w-])(["']?)(?=([\w-]{1,128}))\2\1\s{0,16}[:=]\s{0,16}/g;
+const SECRET_WORD = /token|secret|passw|pwd|api[-_]?key|apikey|auth|credential|session|cookie|signature/i;
+const VALUE_END = /[\s&,;}"]/;
 
-/** Redacts `name=value` and `"name": "value"` pairs in free text, e.g. a body snippet. */
+/** Where a value starting at `start` ends: a quoted string (escapes honoured) or a run up to a delimiter. */
+function valueEnd(text: string, start: number): number {
+  let i = start;
+  if (text[i] === '"') {
+    for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === '\\') i++;
+    return Math.min(text.length, i + 1);
+  }
+  while (i < text.length && !VALUE_END.test(text[i] as string)) i++;
+  return i;
+}
+
+/** Redacts secret-named `name=value` and `"name": "value"` pairs in free text, e.g. a body snippet. */
 export function redactText(text: string): string {
-  return text.replace(SECRET_PAIR, (_match, quote: string, name: string, sep: string, value: string) => {
-    const replacement = value.startsWith('"') ? `"${REDACTED}"` : REDACTED;
-    return `${quote}${name}${quote}${sep}${replacement}`;
-  });
+  let out = '';
+  let copied = 0;
+  PAIR_NAME.lastIndex = 0;
+  for (let match = PAIR_NAME.exec(text); match; match = PAIR_NAME.exec(text)) {
+    const start = match.index + match[0].length;
+    if (!SECRET_WORD.test(match[2] as string)) continue;
+    const end = valueEnd(text, start);
+    if (end === start) continue;
+    out += text.slice(copied, start) + (text[start] === '"' ? `"${REDACTED}"` : REDACTED);
+    copied = end;
+    PAIR_NAME.lastIndex = end;
+  }
+  return copied === 0 ? text : out + text.slice(copied);
 }

@@ -222,12 +222,22 @@ export class HttpResponse {
 
 /**
  * A `Retry-After` value (RFC 9110 10.2.3: delay-seconds or an HTTP date) as a wait in ms from `now`,
- * or `undefined` when it cannot be read.
+ * or `undefined` when it is malformed (a negative number, a fraction of a date, junk): a malformed
+ * field is ignored, never read as "retry now".
  */
 export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
-  if (value === null) return undefined;
+  if (value === null || value.length > 64) return undefined;
   const trimmed = value.trim();
   if (/^\d+(\.\d+)?$/.test(trimmed)) return Number(trimmed) * 1000;
+  // IMF-fixdate, RFC 850 and asctime all start with a day name.
+  if (!/^[A-Za-z]{3,9},? /.test(trimmed)) return undefined;
   const date = Date.parse(trimmed);
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/** A delay in whole seconds (`RateLimit-Reset`, `X-RateLimit-Reset`) as ms; anything else is `undefined`. */
+export function parseDelaySeconds(value: string | null): number | undefined {
+  if (value === null) return undefined;
+  const trimmed = value.trim();
+  return /^\d{1,12}$/.test(trimmed) ? Number(trimmed) * 1000 : undefined;
 }

@@ -1,0 +1,160 @@
+/**
+ * Hostile servers and hostile input (issue 10): parsers of server-controlled text stay linear, a
+ * challenge's parameters stay its own, token responses are validated before anything is sent.
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseChallenges, parseWwwAuthenticate } from '../../middleware/refresh.js';
+import { retryAfterMs } from '../../middleware/retry.js';
+import { createClient, HttpResponse, type SluiceClient } from '../../src/index.js';
+import { redactText } from '../../src/redact.js';
+import { parseRetryAfter } from '../../src/response.js';
+import { json, serverPool } from '../helpers/server.js';
+import { rejection } from '../helpers/wait.js';
+
+const servers = serverPool();
+const clients: SluiceClient[] = [];
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((client) => client.close()));
+  await servers.closeAll();
+});
+
+const KIB16 = 16 * 1024;
+/** Inputs shaped to make backtracking parsers go quadratic or worse. */
+const ADVERSARIAL: Record<string, string> = {
+  'one long word': 'a'.repeat(KIB16),
+  'a secret word repeated': 'token'.repeat(KIB16 / 5),
+  'pairs without values': 'a='.repeat(KIB16 / 2),
+  'secret pairs': 'token=1&'.repeat(KIB16 / 8),
+  'open quotes': '"token": "'.repeat(KIB16 / 10),
+  escapes: `Bearer realm="${'\\a'.repeat(KIB16 / 2)}`,
+  'bare scheme and a long word': `Bearer ${'a'.repeat(KIB16)}`,
+  'many params': `Bearer ${'a=b,'.repeat(KIB16 / 4)}`,
+  'many equals': `Bearer x${'='.repeat(KIB16)}`,
+  dashes: '-'.repeat(KIB16),
+  spaces: `token${' '.repeat(KIB16)}=`,
+};
+
+/** The median of five runs, after one to warm the JIT, in ms. */
+function cost(parse: () => unknown): number {
+  parse();
+  const runs: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const started = performance.now();
+    parse();
+    runs.push(performance.now() - started);
+  }
+  return runs.sort((a, b) => a - b)[2] as number;
+}
+
+describe('parsers of server-controlled text are linear', () => {
+  it.each(Object.entries(ADVERSARIAL))('16 KiB of "%s" costs well under 10 ms in every parser', (_name, input) => {
+    expect(cost(() => redactText(input))).toBeLessThan(10);
+    expect(cost(() => parseChallenges(input))).toBeLessThan(10);
+    expect(cost(() => parseRetryAfter(input))).toBeLessThan(10);
+  });
+
+  it('100 hostile 401s and 500s keep the event loop p99 delay under 50 ms', async () => {
+    const header = `Bearer realm="${'\\a'.repeat(3000)}", ${'a'.repeat(8000)}`;
+    const body = 'token'.repeat(KIB16 / 5);
+    const s = await servers.start((request, response) => {
+      if (request.url.startsWith('/401')) {
+        response.writeHead(401, { 'www-authenticate': header, 'content-type': 'text/plain' });
+        response.end(body);
+      } else {
+        response.writeHead(500, { 'content-type': 'text/plain' });
+        response.end(body);
+      }
+    });
+    const api = createClient({ baseURL: s.url, retry: false });
+    clients.push(api);
+    const delay = monitorEventLoopDelay({ resolution: 5 });
+    delay.enable();
+    await Promise.all(Array.from({ length: 100 }, (_, i) => rejection(api.get(i % 2 ? '401' : '500'))));
+    delay.disable();
+    expect(delay.percentile(99) / 1e6).toBeLessThan(50);
+  });
+});
+
+describe('WWW-Authenticate: each challenge keeps its own parameters', () => {
+  it('parses several challenges, quoted and bare values, escapes and token68', () => {
+    expect(
+      parseChallenges('Basic realm="x", error="insufficient_scope", Bearer error="invalid_token", Negotiate abc=='),
+    ).toEqual([
+      { scheme: 'basic', params: { realm: 'x', error: 'insufficient_scope' } },
+      { scheme: 'bearer', params: { error: 'invalid_token' } },
+      { scheme: 'negotiate', params: {}, token68: 'abc' },
+    ]);
+    expect(parseWwwAuthenticate('Bearer realm="a \\"b\\"", scope=read')).toEqual({
+      scheme: 'bearer',
+      realm: 'a "b"',
+      scope: 'read',
+    });
+  });
+
+  it("another scheme's insufficient_scope does not stop a Bearer refresh; the Bearer one does", async () => {
+    let tokenRequests = 0;
+    const s = await servers.start((request, response) => {
+      if (request.url === '/token') {
+        tokenRequests++;
+        json(response, 200, { access_token: `t${tokenRequests}`, token_type: 'Bearer', expires_in: 3600 });
+      } else if (request.url === '/mixed' && request.headers.authorization === 'Bearer t1') {
+        response.writeHead(401, {
+          'www-authenticate': 'Basic realm="x", error="insufficient_scope", Bearer error="invalid_token"',
+        });
+        response.end();
+      } else if (request.url === '/scope') {
+        response.writeHead(401, { 'www-authenticate': 'Bearer error="insufficient_scope", Basic realm="x"' });
+        response.end();
+      } else json(response, 200, { ok: true });
+    });
+    const { clientCredentials } = await import('../../src/index.js');
+    const api = createClient({
+      baseURL: s.url,
+      auth: { grant: clientCredentials({ tokenURL: `${s.url}/token`, clientId: 'a', clientSecret: 'b' }) },
+    });
+    clients.push(api);
+    await expect(api.get('mixed')).resolves.toEqual({ ok: true });
+    expect(tokenRequests).toBe(2);
+    await expect(api.get('scope')).rejects.toMatchObject({ status: 401 });
+    expect(tokenRequests).toBe(2);
+  });
+});
+
+describe('rate-limit fields', () => {
+  const at = (headers: Record<string, string>) =>
+    retryAfterMs(
+      new HttpResponse({
+        status: 503,
+        headers,
+        url: 'http://x.test/',
+        body: null,
+        request: { method: 'GET', url: '' },
+      }),
+      0,
+    );
+
+  it('malformed values are ignored, never read as "retry now"', () => {
+    for (const value of ['-5', 'junk', '1e3', '', '5 seconds', '-1 GMT', 'x'.repeat(100)]) {
+      expect(at({ 'retry-after': value })).toBeUndefined();
+      expect(at({ 'ratelimit-reset': value })).toBeUndefined();
+    }
+    expect(at({ 'ratelimit-reset': '2.5' })).toBeUndefined();
+    expect(at({ 'retry-after': '5' })).toBe(5000);
+    expect(at({ 'retry-after': 'Thu, 01 Jan 1970 00:00:07 GMT' })).toBe(7000);
+    expect(at({ 'ratelimit-reset': '7' })).toBe(7000);
+  });
+
+  it('a 409 for a request with an Idempotency-Key is retried with backoff; without one it is not', async () => {
+    const s = await servers.start((request, response, index) => {
+      if (index === 0 || request.url === '/unkeyed') json(response, 409, { error: 'in progress' });
+      else json(response, 201, { id: 1 });
+    });
+    const api = createClient({ baseURL: s.url, retry: { random: () => 0 } });
+    clients.push(api);
+    await expect(api.post('orders', { n: 1 }, { headers: { 'idempotency-key': 'k-1' } })).resolves.toEqual({ id: 1 });
+    expect(s.requests).toBe(2);
+    await expect(api.post('unkeyed', { n: 1 })).rejects.toMatchObject({ status: 409 });
+    expect(s.requests).toBe(3);
+  });
+});
