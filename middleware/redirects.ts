@@ -6,6 +6,8 @@ import type { Middleware } from '../src/types.js';
 export interface RedirectsOptions {
   /** Hops followed before failing with `TOO_MANY_REDIRECTS`. @default 10 */
   max?: number;
+  /** Follow a 307/308 to another origin with the body; otherwise that hop fails with `REDIRECT_BODY_REFUSED`. @default false */
+  crossOriginBody?: boolean;
 }
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
@@ -15,9 +17,10 @@ const BODY_HEADERS = ['content-type', 'content-length', 'content-encoding', 'con
  * Follows redirects inside the chain (the transport never does), so every hop passes through the
  * middleware below, auth included. A hop to another origin, or from https to http, carries no
  * Authorization, Cookie, Proxy-Authorization or API-key header. 301/302 turn POST into GET and 303
- * turns anything but HEAD into GET, as fetch does; 307/308 keep the method and body.
+ * turns anything but HEAD into GET, as fetch does; 307/308 keep the method and body, and to another
+ * origin only with `crossOriginBody`.
  */
-export function redirects({ max = 10 }: RedirectsOptions = {}): Middleware {
+export function redirects({ max = 10, crossOriginBody = false }: RedirectsOptions = {}): Middleware {
   if (!Number.isInteger(max) || max < 0)
     throw new ConfigError(`redirects.max must be a non-negative integer, got ${max}`);
   return async function followRedirects(request, next) {
@@ -55,6 +58,12 @@ export function redirects({ max = 10 }: RedirectsOptions = {}): Middleware {
       }
       origin ??= new URL(request.url).origin;
       const crossOrigin = target.origin !== origin;
+      if (crossOrigin && body !== null && !crossOriginBody) {
+        throw new SluiceError(
+          `a ${response.status} redirect to another origin (${redactUrl(target.origin)}) would re-send the request body; set crossOriginRedirectBody: true to allow it`,
+          { code: 'REDIRECT_BODY_REFUSED', ...meta },
+        );
+      }
       if (crossOrigin) {
         headers = new Headers(headers);
         for (const [name] of [...headers]) if (isSecretName(name)) headers.delete(name);

@@ -75,6 +75,10 @@ export interface AuthControl {
 export interface AuthLayers {
   above: Middleware[];
   below: Middleware[];
+  /** Every origin some layer may send its credential to. */
+  origins: string[];
+  /** Header and query names static credentials are placed in. */
+  names: string[];
   control: AuthControl;
   close(): Promise<void>;
 }
@@ -116,6 +120,8 @@ export function buildAuthLayers(
   const above: Middleware[] = [];
   const below: Middleware[] = [];
   const managers: TokenManager[] = [];
+  const allOrigins = new Set<string>();
+  const names: string[] = [];
   const owned: { close?(): Promise<void> }[] = [];
   for (const layer of layers) {
     if (!layer || typeof layer !== 'object' || !layer.grant)
@@ -127,7 +133,10 @@ export function buildAuthLayers(
     const origins = [...(baseURL ? [new URL(baseURL).origin] : []), ...(layer.origins ?? [])];
     if (origins.length === 0)
       throw new ConfigError('auth needs baseURL or auth.origins: the credential only goes to those origins');
+    for (const origin of origins) allOrigins.add(origin);
     const credential = layer.grant;
+    const placement = 'static' in credential ? credential.placement : credential.placement;
+    if (placement) names.push('query' in placement ? placement.query : placement.header);
     if ('static' in credential) {
       below.push(auth({ credential, origins }));
       continue;
@@ -189,6 +198,8 @@ export function buildAuthLayers(
   return {
     above,
     below,
+    origins: [...allOrigins],
+    names,
     control,
     close: async () => {
       for (const manager of managers) manager.close();

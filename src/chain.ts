@@ -1,5 +1,7 @@
 // The one place in src/ that imports middleware/ and stores/: it assembles the default chain from options.
 import Keyv from 'keyv';
+import { originGuard } from '../middleware/auth.js';
+import { bindCredentials } from '../middleware/credentials.js';
 import { errors } from '../middleware/errors.js';
 import { logEvents, logging } from '../middleware/logging.js';
 import { redirects } from '../middleware/redirects.js';
@@ -22,6 +24,11 @@ export interface ChainOptions {
   retry?: RetryOptions | number | false;
   /** Redirect hops followed inside the chain; 0 returns 3xx responses as they are. @default 10 */
   maxRedirects?: number;
+  /**
+   * Follow a 307/308 to another origin with the request body. Off by default: a body (a password, a
+   * payment) is not handed to a host the caller never named. @default false
+   */
+  crossOriginRedirectBody?: boolean;
   /** pino, console or winston: one line per attempt, retry, redirect and token event. */
   logger?: Logger;
   /** @default 'info' */
@@ -64,6 +71,8 @@ export interface Chain {
   readonly events: EventSink | undefined;
   /** `api.auth`: present when `auth` was given. */
   readonly auth: AuthControl | undefined;
+  /** True for a URL on an origin that may receive credentials (baseURL's and every auth layer's). */
+  readonly mayReceiveCredentials: (url: string) => boolean;
   subscribe(listener: EventSink): () => void;
   close(): Promise<void>;
 }
@@ -138,9 +147,15 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
   defaults.push(retry(retryOptions(options)));
   defaults.push(...(authLayers?.above ?? []));
   const maxRedirects = options.maxRedirects ?? 10;
-  if (maxRedirects > 0) defaults.push(redirects({ max: maxRedirects }));
+  if (maxRedirects > 0)
+    defaults.push(redirects({ max: maxRedirects, crossOriginBody: options.crossOriginRedirectBody === true }));
   else if (maxRedirects !== 0)
     throw new ConfigError(`maxRedirects must be a non-negative integer, got ${maxRedirects}`);
+  const origins = [
+    ...new Set([...(parts.baseURL ? [new URL(parts.baseURL).origin] : []), ...(authLayers?.origins ?? [])]),
+  ];
+  // Credentials in headers and query parameters go to the named origins only, on every hop.
+  if (origins.length > 0) defaults.push(bindCredentials({ origins, names: authLayers?.names ?? [] }));
   defaults.push(...(authLayers?.below ?? []));
 
   const { middleware } = options;
@@ -159,6 +174,7 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
       return events();
     },
     auth: authLayers?.control,
+    mayReceiveCredentials: originGuard(origins),
     async close() {
       // Token requests in flight are ended first: the transport's close waits for what is still running.
       const auth = authLayers?.close();

@@ -3,7 +3,7 @@ import { createFetch as createOfetch, FetchError, type FetchOptions } from 'ofet
 import type { AuthControl } from './auth-setup.js';
 import { bufferBody } from './body.js';
 import { buildChain, type Chain, type ChainOptions } from './chain.js';
-import { ConfigError, HttpError, httpErrorFor, type SluiceError } from './errors.js';
+import { ConfigError, HttpError, httpErrorFor, SluiceError } from './errors.js';
 import { parseJson, type RequestMeta, toSluiceError } from './normalize.js';
 import { type CallOptions, type CallState, HttpRequest, type RequestBody } from './request.js';
 import type { HttpResponse } from './response.js';
@@ -14,6 +14,12 @@ export type QueryValue = string | number | boolean | null | undefined | readonly
 export interface ClientOptions extends ChainOptions {
   /** Joined with relative request paths; must be an absolute http(s) URL. */
   baseURL?: string;
+  /**
+   * With a `baseURL`, an absolute URL to an origin that is neither the baseURL's nor in `auth.origins`
+   * is refused before anything is sent (`ERR_ORIGIN_NOT_ALLOWED`). `true` lets it go out, with no
+   * credential at all. @default false
+   */
+  allowAbsoluteUrls?: boolean;
   /** Sent with every request; per-call headers win. */
   headers?: HeadersInit;
   /** Sent with every request; per-call query wins. */
@@ -124,6 +130,8 @@ const CLIENT_OPTIONS = new Set<string>([
   'tls',
   'connections',
   'auth',
+  'allowAbsoluteUrls',
+  'crossOriginRedirectBody',
 ]);
 
 export function validateClientOptions(options: object, extra: readonly string[] = []): void {
@@ -168,8 +176,17 @@ export class SluiceClient {
     this.#baseURL = options.baseURL;
     const run = chain.run;
     const events = (): EventSink | undefined => chain.events;
+    // With a baseURL, the caller's URL must stay on the named origins (CVE-2025-27152 in axios).
+    const mayCall =
+      options.baseURL !== undefined && options.allowAbsoluteUrls !== true ? chain.mayReceiveCredentials : undefined;
     const chainFetch = async (url: string, init: FetchOptions & { [CALL]?: CallSlot }): Promise<OfetchResponse> => {
       const call = init[CALL];
+      if (mayCall && !mayCall(url)) {
+        throw new SluiceError(
+          "absolute URL to an origin that is not the baseURL's (nor in auth.origins); pass a path, or set allowAbsoluteUrls: true to send it without credentials",
+          { code: 'ERR_ORIGIN_NOT_ALLOWED', method: init.method ?? 'GET', url },
+        );
+      }
       let body = (init.body ?? null) as RequestBody;
       const limit = call?.options.bufferBody;
       if (limit !== undefined) body = await bufferBody(body, limit);

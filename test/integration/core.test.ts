@@ -48,7 +48,8 @@ describe.each(['undici', 'fetch'] as const)('over the %s transport', (transport)
     const resetting = await servers.start((_, response) => {
       response.socket?.destroy();
     });
-    const error = await rejection(api.get(`${resetting.url}/z?api_key=k-secret`, { retry: false }));
+    const direct = client({ baseURL: resetting.url, transport }).api;
+    const error = await rejection(direct.get('z?api_key=k-secret', { retry: false }));
     expect(error).toBeInstanceOf(NetworkError);
     expect(error).toMatchObject({
       code: 'ECONNRESET',

@@ -51,12 +51,34 @@ afterAll(async () => {
 });
 
 describe('the credential only goes to its own origin', () => {
-  it('an absolute URL to another origin carries no token and no API key', async () => {
-    await client.get(`${other.url}/direct`);
-    const hit = other.seen.find((entry) => entry.path === '/direct');
+  it('an absolute URL to another origin is refused before anything is sent', async () => {
+    await expect(client.get(`${other.url}/direct`)).rejects.toMatchObject({ code: 'ERR_ORIGIN_NOT_ALLOWED' });
+    await expect(client.get(`//${other.url.slice(7)}/direct`)).rejects.toMatchObject({
+      code: 'ERR_ORIGIN_NOT_ALLOWED',
+    });
+    expect(other.seen.find((entry) => entry.path === '/direct')).toBeUndefined();
+  });
+
+  it('with allowAbsoluteUrls it goes out with no credential at all: token, API key, cookie, secret query', async () => {
+    const open = createClient({
+      baseURL: redirector.url,
+      allowAbsoluteUrls: true,
+      headers: { cookie: 'session=cookie-secret-1', 'proxy-authorization': 'Basic cHJveHktc2VjcmV0', 'x-plain': 'p' },
+      query: { api_key: 'query-key-secret', page: '2' },
+      auth: [
+        { grant: apiKey('gateway-key-secret', { header: 'x-api-key' }) },
+        { grant: clientCredentials({ tokenURL: auth.tokenURL, clientId: 'app', clientSecret: 'app-secret' }) },
+      ],
+    });
+    await open.get(`${other.url}/opened`, { headers: { authorization: 'Bearer per-call-secret' } });
+    await open.close();
+    const hit = other.seen.find((entry) => entry.path.startsWith('/opened'));
     expect(hit).toBeDefined();
-    expect(hit?.headers.authorization).toBeUndefined();
-    expect(hit?.headers['x-api-key']).toBeUndefined();
+    expect(hit?.path).toBe('/opened?page=2');
+    for (const name of ['authorization', 'x-api-key', 'cookie', 'proxy-authorization'])
+      expect(hit?.headers[name], name).toBeUndefined();
+    expect(hit?.headers['x-plain']).toBe('p');
+    expect(JSON.stringify(other.seen)).not.toMatch(/secret|at_/);
   });
 
   it('a redirect to another origin arrives without Authorization, Cookie or the API key', async () => {
@@ -77,6 +99,7 @@ describe('the credential only goes to its own origin', () => {
       baseURL: 'http://127.0.0.1:1/',
       auth: { grant: apiKey('k-secret', { header: 'x-api-key' }) },
       retry: false,
+      allowAbsoluteUrls: true,
     });
     for (const url of [`http://127.0.0.1:1@${other.url.slice(7)}/at`, `${other.url}/at2`]) {
       await guarded.get(url);

@@ -75,9 +75,20 @@ describe('redirects inside the chain', () => {
     await client.close();
   });
 
-  it('a hop to another origin drops secret headers and keeps the method and body of a 307', async () => {
+  it('a 307 to another origin is not followed with the body (a password in it) unless you opt in', async () => {
+    const client = createClient({ baseURL: server.url });
+    const before = other.seen.length;
+    await expect(client.post('away', { password: 'pw-secret' })).rejects.toMatchObject({
+      code: 'REDIRECT_BODY_REFUSED',
+    });
+    expect(other.seen.length).toBe(before);
+    await client.close();
+  });
+
+  it('with crossOriginRedirectBody, a hop to another origin drops secret headers and keeps the method and body of a 307', async () => {
     const client = createClient({
       baseURL: server.url,
+      crossOriginRedirectBody: true,
       headers: { authorization: 'Bearer t', 'x-api-key': 'k', cookie: 'c=1', 'x-plain': 'p' },
     });
     await expect(client.post('away', 'payload', { headers: { 'content-type': 'text/plain' } })).resolves.toMatchObject({
