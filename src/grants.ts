@@ -1,4 +1,5 @@
 import { AuthError, ConfigError } from './errors.js';
+import { isSecretName } from './redact.js';
 import type { TokenFetch } from './token-fetch.js';
 import { parseTokenResponse, type TokenInput, type TokenSet } from './token-set.js';
 
@@ -89,9 +90,13 @@ async function tokenRequest(client: OAuthClient, params: Record<string, string |
     body: form.toString(),
     signal: context.signal ?? null,
   });
+  const secrets: string[] = [];
+  for (const [name, value] of form) if (isSecretName(name)) secrets.push(value);
+  if (client.clientSecret !== undefined) secrets.push(client.clientSecret);
   return parseTokenResponse(response.status, response.headers.get('content-type') ?? '', await response.text(), {
     method: 'POST',
     url: client.tokenURL,
+    secrets,
   });
 }
 

@@ -153,19 +153,19 @@ export class HttpResponse {
   }
 
   /**
-   * The body as text if it is at most `maxBytes` long, else `undefined`; a longer body is never
-   * buffered whole (the read stops at the cap and the connection is dropped).
+   * The body's bytes if it is at most `maxBytes` long, else `undefined`: the read stops at the cap and
+   * the connection is dropped, so a longer (or endless) body is never held in memory.
    */
-  async textUpTo(maxBytes: number): Promise<string | undefined> {
+  async bytesUpTo(maxBytes: number): Promise<Uint8Array | undefined> {
     const declared = Number(this.header('content-length') ?? 0);
     if (declared > maxBytes) {
       await this.discard();
       return undefined;
     }
-    if (declared > 0) return this.text();
+    if (declared > 0) return this.bytes();
     return this.#read(async (source) => {
       const reader = source.body?.getReader();
-      if (!reader) return undefined;
+      if (!reader) return new Uint8Array(0);
       const chunks: Uint8Array[] = [];
       let size = 0;
       for (;;) {
@@ -178,8 +178,14 @@ export class HttpResponse {
         }
         chunks.push(value);
       }
-      return Buffer.concat(chunks).toString('utf8');
+      return Buffer.concat(chunks);
     });
+  }
+
+  /** The body as text if it is at most `maxBytes` long, else `undefined` (see `bytesUpTo`). */
+  async textUpTo(maxBytes: number): Promise<string | undefined> {
+    const bytes = await this.bytesUpTo(maxBytes);
+    return bytes === undefined ? undefined : DECODER.decode(bytes);
   }
 
   async bytes(): Promise<Uint8Array> {

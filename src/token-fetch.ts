@@ -50,13 +50,8 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
 }
 
 async function readCapped(response: HttpResponse, maxBytes: number): Promise<Uint8Array> {
-  const declared = Number(response.header('content-length') ?? 0);
-  if (declared > maxBytes) {
-    await response.discard();
-    throw new AuthError(`token response is larger than ${maxBytes} bytes`, { code: 'AUTH_RESPONSE_TOO_LARGE' });
-  }
-  const bytes = new Uint8Array(await response.arrayBuffer());
-  if (bytes.byteLength > maxBytes) {
+  const bytes = await response.bytesUpTo(maxBytes);
+  if (bytes === undefined) {
     throw new AuthError(`token response is larger than ${maxBytes} bytes`, { code: 'AUTH_RESPONSE_TOO_LARGE' });
   }
   return bytes;

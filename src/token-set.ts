@@ -102,12 +102,31 @@ export function sealed(tokens: TokenSet): TokenSet {
 export interface TokenEndpoint {
   method: string;
   url: string;
+  /** What the request carried that must never be echoed back (client secret, password, refresh token...). */
+  secrets?: readonly string[];
 }
 
-/** Server text fit for a message: control characters (log injection) folded, secrets redacted, short. */
-function sanitize(text: string, max: number): string {
+/**
+ * Server text fit for a message: control characters (log injection) folded, any secret the request
+ * carried scrubbed (servers echo them), secret-named pairs redacted, short.
+ */
+function sanitize(text: string, max: number, secrets: readonly string[] = []): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is removed
-  return redactText(text.slice(0, max).replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ')).trim();
+  let clean = text.slice(0, max).replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ');
+  for (const secret of secrets) if (secret.length >= 4) clean = clean.replaceAll(secret, REDACTED);
+  return redactText(clean).trim();
+}
+
+/** A successful answer in JSON, or form-encoded (RFC 6749 servers of old, GitHub without Accept). */
+function parseBody(text: string, contentType: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    if (!/application\/x-www-form-urlencoded/i.test(contentType)) throw error;
+    const fields: Record<string, string> = Object.create(null);
+    for (const [name, value] of new URLSearchParams(text)) fields[name] = value;
+    return fields;
+  }
 }
 
 /**
@@ -121,9 +140,10 @@ export function parseTokenResponse(
   endpoint?: TokenEndpoint,
 ): TokenInput {
   const at = endpoint ? { method: endpoint.method, url: endpoint.url } : {};
+  const secrets = endpoint?.secrets ?? [];
   let body: unknown;
   try {
-    body = JSON.parse(text);
+    body = parseBody(text, contentType);
   } catch {
     throw new AuthError(
       `token endpoint answered ${status} with a body that is not JSON (${sanitize(contentType, 100) || 'no content type'}, ${text.length} bytes)`,
@@ -139,9 +159,10 @@ export function parseTokenResponse(
   }
   const fields = body as Record<string, unknown>;
   if (typeof fields.error === 'string' || status >= 400) {
-    const oauthError = typeof fields.error === 'string' ? sanitize(fields.error, 64).replace(/\s+/g, '_') : undefined;
+    const oauthError =
+      typeof fields.error === 'string' ? sanitize(fields.error, 64, secrets).replace(/\s+/g, '_') : undefined;
     const description =
-      typeof fields.error_description === 'string' ? sanitize(fields.error_description, 300) : undefined;
+      typeof fields.error_description === 'string' ? sanitize(fields.error_description, 300, secrets) : undefined;
     const said = [oauthError, description].filter(Boolean).join(': ');
     throw new AuthError(`token request failed: ${status}${said ? ` ${said}` : ''}`, {
       oauthError: oauthError || undefined,
@@ -166,7 +187,8 @@ export function parseTokenResponse(
     accessToken: fields.access_token as string,
     tokenType: (fields.token_type as string | undefined) ?? 'Bearer',
     expiresIn: seconds,
-    refreshToken: fields.refresh_token as string | undefined,
+    // An empty refresh_token is "no new one": the one in hand stays.
+    refreshToken: fields.refresh_token === '' ? undefined : (fields.refresh_token as string | undefined),
     scope: fields.scope as string | undefined,
   };
 }

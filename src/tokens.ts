@@ -512,6 +512,9 @@ export class TokenManager {
         return this.#lost(base, claim, failed, second, handle);
       }
     }
+    // No new refresh token (a server that does not rotate, or an empty one): the one presented is
+    // still the credential, not spent.
+    if (!input.refreshToken) this.#presented = this.#presented.filter((token) => token !== refreshToken);
     return this.#store(input, base, claim, failed, true, handle);
   }
 
@@ -608,6 +611,15 @@ export class TokenManager {
   ): Promise<TokenSet> {
     const generation = Math.max(base?.generation ?? 0, this.#memory?.generation ?? 0, failed ?? 0) + 1;
     this.#emit({ action: 'received', generation });
+    // Only a Bearer token can go out as `Authorization: Bearer`; another scheme (DPoP, MAC) needs a
+    // grant that says where it goes (its placement), or it would be sent as what it is not.
+    const type = input.tokenType ?? 'Bearer';
+    if (!this.#o.grant.placement && typeof type === 'string' && type.toLowerCase() !== 'bearer') {
+      throw new AuthError(
+        `the token endpoint issued a token of type "${type.slice(0, 32).replace(/[^\w.~+/-]/g, '?')}"; only Bearer is sent unless the grant sets a placement`,
+        { code: 'AUTH_UNSUPPORTED_TOKEN_TYPE' },
+      );
+    }
     const tokens = toTokenSet(
       refreshed ? { ...input, refreshToken: input.refreshToken || base?.refreshToken } : input,
       generation,

@@ -158,3 +158,134 @@ describe('rate-limit fields', () => {
     expect(s.requests).toBe(3);
   });
 });
+
+describe('token responses are validated strictly and safely', () => {
+  /** A token endpoint answering with `answer(form, index)` and an API that accepts `Bearer <access>` of its latest token. */
+  async function setup(
+    answer: (form: URLSearchParams, index: number, response: import('node:http').ServerResponse) => void,
+  ) {
+    const forms: URLSearchParams[] = [];
+    const apiSeen: (string | undefined)[] = [];
+    let valid = '';
+    const s = await servers.start((request, response) => {
+      if (request.url === '/token') {
+        const form = new URLSearchParams(request.body.toString());
+        forms.push(form);
+        answer(form, forms.length - 1, response);
+      } else {
+        apiSeen.push(request.headers.authorization);
+        if (request.headers.authorization === valid) json(response, 200, { ok: true });
+        else json(response, 401, { error: 'invalid_token' });
+      }
+    });
+    return {
+      s,
+      forms,
+      apiSeen,
+      accept: (token: string) => {
+        valid = `Bearer ${token}`;
+      },
+    };
+  }
+
+  it('an unknown token_type (DPoP) is an AuthError and nothing is sent to the API', async () => {
+    const { s, apiSeen } = await setup((_, __, response) =>
+      json(response, 200, { access_token: 'dpop-bound-secret', token_type: 'DPoP', expires_in: 3600 }),
+    );
+    const { clientCredentials } = await import('../../src/index.js');
+    const api = createClient({
+      baseURL: s.url,
+      auth: {
+        grant: clientCredentials({ tokenURL: `${s.url}/token`, clientId: 'a', clientSecret: 'client-secret-1' }),
+      },
+    });
+    clients.push(api);
+    const error = await rejection(api.get('x'));
+    expect(error).toMatchObject({ name: 'AuthError', code: 'AUTH_UNSUPPORTED_TOKEN_TYPE' });
+    expect(JSON.stringify(error) + String((error as Error).message)).not.toContain('dpop-bound-secret');
+    expect(apiSeen).toEqual([]);
+  });
+
+  it('a form-encoded success is accepted; an empty refresh_token keeps the one in hand (presented again)', async () => {
+    const helper = await setup((form, index, response) => {
+      helper.accept(`at${index}`);
+      response.writeHead(200, { 'content-type': 'application/x-www-form-urlencoded' });
+      const refresh = form.get('grant_type') === 'password' ? 'rt-keep' : '';
+      response.end(`access_token=at${index}&token_type=bearer&expires_in=3600&refresh_token=${refresh}`);
+    });
+    const { passwordGrant } = await import('../../src/index.js');
+    const api = createClient({
+      baseURL: helper.s.url,
+      auth: {
+        grant: passwordGrant({
+          tokenURL: `${helper.s.url}/token`,
+          clientId: 'a',
+          username: 'u',
+          password: 'pw-secret-1',
+        }),
+      },
+    });
+    clients.push(api);
+    await expect(api.get('x')).resolves.toEqual({ ok: true });
+    for (let round = 1; round <= 2; round++) {
+      helper.accept('none-yet');
+      api.auth?.invalidate();
+      // The next call refreshes with the kept refresh token (never a password login again).
+      await expect(api.get('x')).resolves.toEqual({ ok: true });
+      expect(helper.forms[round]?.get('grant_type')).toBe('refresh_token');
+      expect(helper.forms[round]?.get('refresh_token')).toBe('rt-keep');
+    }
+  });
+
+  it('control characters and echoed secrets never reach the message, code, JSON or events', async () => {
+    const { s } = await setup((form, _, response) =>
+      json(response, 400, {
+        error: 'invalid_client\r\nX-Injected: 1',
+        error_description: `bad secret ${form.get('client_secret')}\r\n2026-01-01 INFO forged line`,
+      }),
+    );
+    const { clientCredentials } = await import('../../src/index.js');
+    const events: unknown[] = [];
+    const api = createClient({
+      baseURL: s.url,
+      onEvent: (event) => events.push(event),
+      auth: {
+        grant: clientCredentials({
+          tokenURL: `${s.url}/token`,
+          clientId: 'a',
+          clientSecret: 'echoed-client-secret',
+          authMethod: 'body',
+        }),
+      },
+    });
+    clients.push(api);
+    const error = (await rejection(api.get('x'))) as Error & { code: string; cause: Error };
+    const everything = [error.message, error.code, JSON.stringify(error), error.cause?.message, JSON.stringify(events)];
+    for (const text of everything) {
+      expect(text).not.toContain('echoed-client-secret');
+      expect(text).not.toMatch(/[\r\n]/);
+    }
+    expect(error.code).toMatch(/^AUTH_[A-Z0-9_]+$/);
+  });
+
+  it('an endless token answer is cut at the cap: a typed error, quickly, without reading it all', async () => {
+    const { s } = await setup((_, __, response) => {
+      response.writeHead(200, { 'content-type': 'application/json' });
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      const pump = () => {
+        while (response.write(chunk)) {}
+      };
+      response.on('drain', pump);
+      pump();
+    });
+    const { clientCredentials } = await import('../../src/index.js');
+    const api = createClient({
+      baseURL: s.url,
+      auth: { grant: clientCredentials({ tokenURL: `${s.url}/token`, clientId: 'a', clientSecret: 'b' }) },
+    });
+    clients.push(api);
+    const started = performance.now();
+    await expect(api.get('x')).rejects.toMatchObject({ name: 'AuthError', code: 'AUTH_RESPONSE_TOO_LARGE' });
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+});
