@@ -100,9 +100,17 @@ async function tokenRequest(client: OAuthClient, params: Record<string, string |
   });
 }
 
+/**
+ * What makes two configurations the same credential: everything that can change the token the server
+ * issues, `extraParams` included (an `organization` field is a tenant). Hashed into the store key.
+ */
 function oauthIdentity(kind: string, client: OAuthClient, extra: Record<string, string | undefined> = {}) {
-  const { tokenURL, clientId, scope, audience, resource, tenant } = client;
-  return { grant: kind, tokenURL, clientId, scope, audience, resource, tenant, ...extra };
+  const { tokenURL, clientId, scope, audience, resource, tenant, extraParams } = client;
+  // Secret-named fields (an assertion) are left out: the key must not be a hash of a secret.
+  const shaping = Object.entries(extraParams ?? {}).filter(([name]) => !isSecretName(name));
+  const params =
+    shaping.length > 0 ? JSON.stringify(shaping.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : undefined;
+  return { grant: kind, tokenURL, clientId, scope, audience, resource, tenant, params, ...extra };
 }
 
 function refreshWith(client: OAuthClient) {

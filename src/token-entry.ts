@@ -25,6 +25,12 @@ export type StoredEntry = {
   spentAt?: number | undefined;
   /** The refresh answer was lost: the refresh token is gone for good and nobody waits for its holder. */
   lost?: boolean | undefined;
+  /**
+   * The store key (so, the credential) this entry was written for. An entry found under another key
+   * (copied there, or written by a tenant whose settings hash elsewhere) is foreign and ignored.
+   * Absent in entries written before it existed: those are still read.
+   */
+  owner?: string | undefined;
 };
 
 /** What one read of the store found. */
@@ -69,8 +75,8 @@ export function toEntry(tokens: TokenSet, revision: number, mark?: Pick<StoredEn
   };
 }
 
-/** Validates what the store returned; anything unusable is `corrupt`, never an error. */
-export function readEntry(raw: unknown, defaultLifetime: number, now: number): Snapshot {
+/** Validates what the store returned under `owner`; anything unusable or foreign is `corrupt`, never an error. */
+export function readEntry(raw: unknown, defaultLifetime: number, now: number, owner?: string): Snapshot {
   const revision = revisionOf(raw);
   if (raw === undefined || raw === null) return { tokens: undefined, entry: undefined, revision, corrupt: false };
   const entry = raw as Partial<StoredEntry>;
@@ -78,6 +84,7 @@ export function readEntry(raw: unknown, defaultLifetime: number, now: number): S
     if (entry.v !== 1 || typeof entry.generation !== 'number' || !Number.isSafeInteger(entry.generation))
       throw new Error('shape');
     if (entry.spentAt !== undefined && typeof entry.spentAt !== 'number') throw new Error('shape');
+    if (entry.owner !== undefined && entry.owner !== owner) throw new Error('foreign');
     const tokens = toTokenSet(
       {
         accessToken: entry.accessToken as string,

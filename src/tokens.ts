@@ -719,8 +719,9 @@ export class TokenManager {
   async #swap(entry: StoredEntry, expected: number | undefined): Promise<boolean> {
     const { store } = this.#o;
     const ttl = entryTtl(entry, this.#o.refreshTokenTtl, this.#o.now());
-    if (store.swap) return store.swap(this.key, entry, expected, ttl);
-    return readCompareWrite(store, this.key, entry, expected, ttl);
+    const owned: StoredEntry = { ...entry, owner: this.key };
+    if (store.swap) return store.swap(this.key, owned, expected, ttl);
+    return readCompareWrite(store, this.key, owned, expected, ttl);
   }
 
   /** The store is unreachable: go on locally if the grant can re-authenticate on its own, else fail typed. */
@@ -753,11 +754,11 @@ export class TokenManager {
       this.#storeDown = false;
       this.#emit({ action: 'store-recovered' });
     }
-    const snapshot = readEntry(raw, this.#o.defaultLifetime, this.#o.now());
+    const snapshot = readEntry(raw, this.#o.defaultLifetime, this.#o.now(), this.key);
     if (snapshot.corrupt) {
       this.#emit({
         action: 'store-entry-ignored',
-        reason: 'stored entry is corrupt or of another version; it will be replaced',
+        reason: 'stored entry is corrupt, of another version or written for another credential; it will be replaced',
       });
     }
     return snapshot;

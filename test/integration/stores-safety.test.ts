@@ -102,6 +102,52 @@ describe.runIf(redis)('Redis at rest', () => {
     await shared.close();
   });
 
+  it('a non-JSON value under the key is ignored and replaced, and never quoted in an error or event', async () => {
+    const namespace = `nonjson-${process.pid}-${Date.now()}`;
+    const shared = redisTokenStore(REDIS_URL, { namespace });
+    const theGrant = grant('nonjson');
+    const raw = createRedis({ url: REDIS_URL });
+    await raw.connect();
+    await raw.set(`${namespace}::${tokenKey(theGrant)}`, 'rt_stored_refresh_secret not json {');
+    await raw.close();
+    const events: SluiceEvent[] = [];
+    const client = createClient({
+      baseURL: api.url,
+      auth: { grant: theGrant, ...shared },
+      onEvent: (e) => events.push(e),
+    });
+    await expect(client.get('items/1')).resolves.toBeDefined();
+    expect(events.some((event) => event.type === 'token' && event.action === 'store-entry-ignored')).toBe(true);
+    expect(JSON.stringify(events)).not.toContain('rt_stored_refresh_secret');
+    expect(((await shared.store.get(tokenKey(theGrant))) as { v: number }).v).toBe(1);
+    await client.close();
+    await shared.close();
+  });
+
+  it("an entry copied from one credential's key to another's is foreign there: ignored, not used", async () => {
+    const namespace = `copied-${process.pid}-${Date.now()}`;
+    const shared = redisTokenStore(REDIS_URL, { namespace });
+    const alice = grant('alice');
+    const bob = grant('bob');
+    const first = createClient({ baseURL: api.url, auth: { grant: alice, store: shared.store, lock: shared.lock } });
+    const aliceToken = await first.auth!.token();
+    await first.close();
+    await shared.store.set(tokenKey(bob), await shared.store.get(tokenKey(alice)), 60_000);
+    const second = createClient({ baseURL: api.url, auth: { grant: bob, store: shared.store, lock: shared.lock } });
+    const bobToken = await second.auth!.token();
+    expect(bobToken.accessToken).not.toBe(aliceToken.accessToken);
+    await second.close();
+    await shared.close();
+  });
+
+  it('two configurations that differ only in extraParams (a tenant) have their own keys and tokens', () => {
+    const base = { tokenURL: auth.tokenURL, clientId: 'app', clientSecret: 'client-secret-value' };
+    const one = clientCredentials({ ...base, extraParams: { organization: 'org-1' } });
+    const two = clientCredentials({ ...base, extraParams: { organization: 'org-2' } });
+    expect(tokenKey(one)).not.toBe(tokenKey(two));
+    expect(tokenKey(clientCredentials(base))).not.toBe(tokenKey(one));
+  });
+
   it('an encrypted entry tampered with is rejected and replaced', async () => {
     const namespace = `tamper-${process.pid}-${Date.now()}`;
     const shared = redisTokenStore(REDIS_URL, { namespace, encryptionKey: 'key-one' });
