@@ -3,7 +3,7 @@
  * token lives in a shared store. Started by test/helpers/fleet.ts with a job in argv; says `ready` after
  * its first good response, stops on `stop` (or after `maxSeconds`), and reports its counts over IPC.
  */
-import { clientCredentials, createClient, passwordGrant, type SluiceEvent } from '../../src/index.js';
+import { clientCredentials, createClient, customGrant, passwordGrant, type SluiceEvent } from '../../src/index.js';
 import { postgresTokenStore, redisTokenStore } from '../../stores/index.js';
 
 export interface FleetJob {
@@ -42,7 +42,9 @@ const shared =
   job.engine === 'redis'
     ? redisTokenStore(job.storeURL, { namespace: job.namespace })
     : postgresTokenStore(job.storeURL, { namespace: job.namespace });
-const grant =
+// Each worker names itself to the token server (extraParams), which would make it a credential of its
+// own: one custom grant identity over it keeps the fleet on one store key.
+const named =
   job.grant === 'password'
     ? passwordGrant({
         tokenURL: job.tokenURL,
@@ -58,6 +60,12 @@ const grant =
         clientSecret: 'app-secret',
         extraParams: { worker: String(job.id) },
       });
+const grant = customGrant({
+  id: `fleet-${job.grant ?? 'client'}`,
+  obtain: (context) => named.obtain(context),
+  refresh: (context, tokens) => (named.refresh as NonNullable<typeof named.refresh>)(context, tokens),
+  canReauthenticate: true,
+});
 const report: FleetReport = { id: job.id, ok: 0, failed: 0, errors: [], storeReads: 0, warnings: 0, events: {} };
 const client = createClient({
   baseURL: job.apiURL,
