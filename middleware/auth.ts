@@ -1,5 +1,6 @@
 import { ConfigError } from '../src/errors.js';
 import type { Placement, StaticCredential } from '../src/grants.js';
+import { placementOf as ownPlacement } from '../src/own.js';
 import type { HttpRequest } from '../src/request.js';
 import type { TokenManager } from '../src/tokens.js';
 import type { Middleware } from '../src/types.js';
@@ -34,12 +35,13 @@ export function originGuard(origins: readonly string[]): (url: string) => boolea
 }
 
 function place(request: HttpRequest, placement: Placement, value: string): HttpRequest {
-  if ('query' in placement) {
+  if (Object.hasOwn(placement, 'query')) {
     const url = new URL(request.url);
-    url.searchParams.set(placement.query, value);
+    url.searchParams.set((placement as { query: string }).query, value);
     return request.with({ url: url.href });
   }
-  return request.withHeader(placement.header, placement.scheme ? `${placement.scheme} ${value}` : value);
+  const { header, scheme } = placement as { header: string; scheme?: string };
+  return request.withHeader(header, scheme ? `${scheme} ${value}` : value);
 }
 
 export interface AuthOptions {
@@ -57,14 +59,15 @@ export function auth({ credential, origins }: AuthOptions): Middleware {
   if (!origins || origins.length === 0) throw new ConfigError('auth: origins must list at least the API origin');
   const isAllowed = originGuard(origins);
   if ('static' in credential) {
-    const { placement, value } = credential;
+    const { value } = credential;
+    const placement = ownPlacement(credential.placement);
     return function attachStatic(request, next) {
       if (request.options.auth === false || !isAllowed(request.url)) return next(request);
       return next(place(request, placement, value));
     };
   }
   const manager = credential;
-  const fixed = manager.grant.placement;
+  const fixed = manager.grant.placement && ownPlacement(manager.grant.placement);
   const byType = new Map<string, Placement>();
   const placementOf = (tokenType: string): Placement => {
     if (fixed) return fixed;

@@ -17,13 +17,15 @@ export interface BindCredentialsOptions {
  */
 export function bindCredentials({ origins, names = [] }: BindCredentialsOptions): Middleware {
   const isAllowed = originGuard(origins);
-  const extra = new Set(names.map((name) => name.toLowerCase()));
+  const extra = new Set(names.filter((name) => typeof name === 'string').map((name) => name.toLowerCase()));
   const carries = (name: string) => extra.has(name.toLowerCase()) || isSecretName(name);
   return function bindToOrigins(request, next) {
     if (isAllowed(request.url)) return next(request);
     let headers: Headers | undefined;
     for (const [name] of request.headers) {
-      if (carries(name)) (headers ??= new Headers(request.headers)).delete(name);
+      if (!carries(name)) continue;
+      headers ??= new Headers(request.headers);
+      headers.delete(name);
     }
     let url = request.url;
     if (url.includes('?')) {

@@ -1,5 +1,6 @@
 import { httpErrorFor, type SluiceError } from '../src/errors.js';
 import { toSluiceError } from '../src/normalize.js';
+import { own } from '../src/own.js';
 import { redactText } from '../src/redact.js';
 import type { HttpRequest } from '../src/request.js';
 import type { HttpResponse } from '../src/response.js';
@@ -55,7 +56,8 @@ export interface ErrorsOptions {
  * Turns every failure into a `SluiceError`: responses of 400 and above become `HttpError` subclasses,
  * anything thrown below is normalized, and `attempts` is filled in from the call's ledger.
  */
-export function errors({ isError = (response) => response.status >= 400 }: ErrorsOptions = {}): Middleware {
+export function errors(options: ErrorsOptions = {}): Middleware {
+  const { isError = (response: HttpResponse) => response.status >= 400 } = own(options);
   return async function normalizeErrors(request, next) {
     let response: HttpResponse;
     try {

@@ -1,3 +1,4 @@
+import { own } from '../src/own.js';
 import { redactHeaders, redactText, redactUrl, redactValue } from '../src/redact.js';
 import type { HttpRequest } from '../src/request.js';
 import type { EventSink, Logger, Middleware, SluiceEvent } from '../src/types.js';
@@ -84,7 +85,8 @@ function describeBody(request: HttpRequest): unknown {
  * Logs one line per wire attempt (method, redacted URL, status, duration, attempt, request id), and
  * each retry, redirect and re-issue, by listening to the events the chain below emits.
  */
-export function logging(options: LoggingOptions): Middleware {
+export function logging(given: LoggingOptions): Middleware {
+  const options = own(given);
   const { logger, level = 'info' } = options;
   const log = logEvents(options);
   const tees = new WeakMap<EventSink, EventSink>();

@@ -1,4 +1,5 @@
 import { BodyNotReplayableError, ConfigError, SluiceError } from '../src/errors.js';
+import { own } from '../src/own.js';
 import { isSecretName, redactUrl } from '../src/redact.js';
 import { isReplayable } from '../src/request.js';
 import type { Middleware } from '../src/types.js';
@@ -20,7 +21,8 @@ const BODY_HEADERS = ['content-type', 'content-length', 'content-encoding', 'con
  * turns anything but HEAD into GET, as fetch does; 307/308 keep the method and body, and to another
  * origin only with `crossOriginBody`.
  */
-export function redirects({ max = 10, crossOriginBody = false }: RedirectsOptions = {}): Middleware {
+export function redirects(options: RedirectsOptions = {}): Middleware {
+  const { max = 10, crossOriginBody = false } = own(options);
   if (!Number.isInteger(max) || max < 0)
     throw new ConfigError(`redirects.max must be a non-negative integer, got ${max}`);
   return async function followRedirects(request, next) {

@@ -9,6 +9,7 @@ import {
   StoreUnavailableError,
 } from '../src/errors.js';
 import { toSluiceError } from '../src/normalize.js';
+import { own } from '../src/own.js';
 import { redactUrl } from '../src/redact.js';
 import type { HttpRequest } from '../src/request.js';
 import { type HttpResponse, parseDelaySeconds, parseRetryAfter } from '../src/response.js';
@@ -94,7 +95,8 @@ function sleep(ms: number, request: HttpRequest): Promise<void> {
 const IDEMPOTENT = ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'];
 const RETRY_STATUSES = [408, 429, 500, 502, 503, 504];
 
-export function retry(options: RetryOptions = {}): Middleware {
+export function retry(given: RetryOptions = {}): Middleware {
+  const options = own(given);
   const {
     limit = 2,
     methods = IDEMPOTENT,

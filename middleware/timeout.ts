@@ -1,5 +1,6 @@
 import { ConfigError, TimeoutError } from '../src/errors.js';
 import { toSluiceError } from '../src/normalize.js';
+import { own } from '../src/own.js';
 import type { HttpRequest } from '../src/request.js';
 import type { HttpResponse } from '../src/response.js';
 import type { Middleware, Next } from '../src/types.js';
@@ -63,7 +64,8 @@ export interface TimeoutOptions {
 }
 
 /** Timeouts alone, for a chain without `retry()` (which already applies them per attempt). */
-export function timeout({ timeout = 30_000, deadline = Number.POSITIVE_INFINITY }: TimeoutOptions = {}): Middleware {
+export function timeout(options: TimeoutOptions = {}): Middleware {
+  const { timeout = 30_000, deadline = Number.POSITIVE_INFINITY } = own(options);
   checkDuration('timeout', timeout);
   checkDuration('deadline', deadline);
   return function withTimeout(request, next) {

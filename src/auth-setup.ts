@@ -2,6 +2,7 @@ import { auth } from '../middleware/auth.js';
 import { refresh } from '../middleware/refresh.js';
 import { ConfigError } from './errors.js';
 import type { Grant, StaticCredential } from './grants.js';
+import { own } from './own.js';
 import type { HttpRequest } from './request.js';
 import type { HttpResponse } from './response.js';
 import type { Lock, TokenStore } from './store.js';
@@ -123,7 +124,8 @@ export function buildAuthLayers(
   const allOrigins = new Set<string>();
   const names: string[] = [];
   const owned: { close?(): Promise<void> }[] = [];
-  for (const layer of layers) {
+  for (const given of layers) {
+    const layer = own(given);
     if (!layer || typeof layer !== 'object' || !layer.grant)
       throw new ConfigError('auth needs a grant, e.g. { grant: clientCredentials({...}) }');
     for (const name of Object.keys(layer)) {
@@ -134,7 +136,8 @@ export function buildAuthLayers(
     if (origins.length === 0)
       throw new ConfigError('auth needs baseURL or auth.origins: the credential only goes to those origins');
     for (const origin of origins) allOrigins.add(origin);
-    const credential = layer.grant;
+    // A grant is read through its own properties only (a planted `refresh` or `placement` is not its).
+    const credential = own(layer.grant);
     const placement = 'static' in credential ? credential.placement : credential.placement;
     if (placement) names.push('query' in placement ? placement.query : placement.header);
     if ('static' in credential) {

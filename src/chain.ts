@@ -11,6 +11,7 @@ import { memoryLock } from '../stores/memory-lock.js';
 import { type AuthControl, type AuthOptions, buildAuthLayers } from './auth-setup.js';
 import { compose, instrument } from './compose.js';
 import { ConfigError } from './errors.js';
+import { own } from './own.js';
 import type { TokenStore } from './store.js';
 import { fetchTransport, type TlsOptions, undiciTransport } from './transport.js';
 import type { EventSink, Logger, Middleware, Next, SluiceEvent, Transport } from './types.js';
@@ -78,7 +79,8 @@ export interface Chain {
 }
 
 function pickTransport(options: ChainOptions): Transport {
-  const { transport, fetch, dispatcher, proxy, tls, connections } = options;
+  const { transport, fetch, dispatcher, proxy, connections } = options;
+  const tls = own(options.tls);
   const undiciOnly = dispatcher !== undefined || proxy !== undefined || tls !== undefined || connections !== undefined;
   if (typeof transport === 'object') {
     if (typeof transport.send !== 'function') throw new ConfigError('transport.send must be a function');
@@ -110,7 +112,7 @@ function retryOptions(options: ChainOptions): RetryOptions {
         ? { limit: given }
         : given === undefined
           ? {}
-          : { ...given };
+          : own(given);
   if (timeout !== undefined) base.timeout = timeout;
   if (deadline !== undefined) base.deadline = deadline;
   return base;

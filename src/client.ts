@@ -5,6 +5,7 @@ import { bufferBody } from './body.js';
 import { buildChain, type Chain, type ChainOptions } from './chain.js';
 import { ConfigError, HttpError, httpErrorFor, SluiceError } from './errors.js';
 import { parseJson, type RequestMeta, toSluiceError } from './normalize.js';
+import { own, ownValue } from './own.js';
 import { type CallOptions, type CallState, HttpRequest, type RequestBody } from './request.js';
 import type { HttpResponse } from './response.js';
 import type { EventSink } from './types.js';
@@ -205,12 +206,15 @@ export class SluiceClient {
       if (call) call.response = response;
       return new OfetchResponse(response, init.responseType === 'stream');
     };
+    // Every option ofetch reads is an own property of its defaults (most of them undefined), so a
+    // polluted Object.prototype (an `onRequest`, a `params`) is never picked up by ofetch either.
     this.#ofetch = createOfetch({ fetch: chainFetch as unknown as typeof fetch }).create({
-      ...(options.baseURL !== undefined ? { baseURL: options.baseURL } : {}),
-      ...(options.headers !== undefined ? { headers: options.headers } : {}),
-      ...(options.query !== undefined ? { query: options.query } : {}),
+      ...OFETCH_KEYS,
+      baseURL: options.baseURL,
+      headers: options.headers === undefined ? undefined : own(options.headers as Record<string, string>),
+      query: options.query === undefined ? undefined : own(options.query),
       retry: false,
-    });
+    } as unknown as FetchOptions);
   }
 
   /** Subscribes to every event; returns the unsubscribe function. */
@@ -258,21 +262,34 @@ export class SluiceClient {
     url: string,
     options: RequestOptions,
     method = 'GET',
-    body = options.body,
+    body = ownValue(options, 'body'),
   ): Promise<{ view: OfetchResponse }> {
-    const { responseType } = options;
+    const responseType = ownValue(options, 'responseType');
     const call: CallSlot = {
       options: callOptionsOf(options),
-      context: options.context,
+      context: ownValue(options, 'context'),
       response: undefined,
       state: undefined,
     };
     const meta = new CallMeta(method.toUpperCase(), url, this.#baseURL);
-    const ofetchOptions: FetchOptions & { [CALL]?: CallSlot } = { method: meta.method };
-    if (options.query !== undefined) ofetchOptions.query = options.query;
-    if (options.headers !== undefined) ofetchOptions.headers = options.headers;
+    const query = ownValue(options, 'query');
+    const headers = ownValue(options, 'headers');
+    const signal = ownValue(options, 'signal');
+    // ofetch reads these three from the call's options directly: they are always own properties here.
+    const ofetchOptions: FetchOptions & { [CALL]?: CallSlot } = {
+      method: meta.method,
+      query: query === undefined ? undefined : own(query),
+      params: undefined,
+      // Never undefined: ofetch would fall back to `url.headers`, a lookup a polluted prototype answers.
+      headers:
+        headers === undefined
+          ? NO_HEADERS
+          : headers instanceof Headers || Array.isArray(headers)
+            ? headers
+            : own(headers),
+    } as unknown as FetchOptions;
     if (body !== undefined) ofetchOptions.body = body as FetchOptions['body'];
-    if (options.signal !== undefined) ofetchOptions.signal = options.signal;
+    if (signal !== undefined) ofetchOptions.signal = signal;
     ofetchOptions[CALL] = call;
     if (responseType === undefined || responseType === 'json') {
       ofetchOptions.parseResponse = (text: string) => decode(text, call.response, meta, responseType === 'json');
@@ -336,13 +353,42 @@ class RawResponse<T> implements SluiceResponse<T> {
   }
 }
 
-const NO_OPTIONS: CallOptions = Object.freeze({});
+const NO_OPTIONS: CallOptions = Object.freeze(own({}));
 
-const STREAM_OPTIONS: CallOptions = Object.freeze({ streamBody: true });
+const STREAM_OPTIONS: CallOptions = Object.freeze(own({ streamBody: true }));
+
+const NO_HEADERS: [string, string][] = Object.freeze([]) as unknown as [string, string][];
+
+/** Every option ofetch 1.x reads, present and undefined unless Sluice sets it. */
+const OFETCH_KEYS = Object.freeze({
+  baseURL: undefined,
+  body: undefined,
+  duplex: undefined,
+  headers: undefined,
+  ignoreResponseError: undefined,
+  method: undefined,
+  onRequest: undefined,
+  onRequestError: undefined,
+  onResponse: undefined,
+  onResponseError: undefined,
+  params: undefined,
+  parseResponse: undefined,
+  query: undefined,
+  responseType: undefined,
+  retry: undefined,
+  retryDelay: undefined,
+  retryStatusCodes: undefined,
+  signal: undefined,
+  timeout: undefined,
+});
 
 function callOptionsOf(options: RequestOptions): CallOptions {
-  const { timeout, deadline, retry, auth, bufferBody } = options;
-  const stream = options.responseType === 'stream';
+  const timeout = ownValue(options, 'timeout');
+  const deadline = ownValue(options, 'deadline');
+  const retry = ownValue(options, 'retry');
+  const auth = ownValue(options, 'auth');
+  const bufferBody = ownValue(options, 'bufferBody');
+  const stream = ownValue(options, 'responseType') === 'stream';
   if (
     timeout === undefined &&
     deadline === undefined &&
@@ -352,7 +398,7 @@ function callOptionsOf(options: RequestOptions): CallOptions {
   ) {
     return stream ? STREAM_OPTIONS : NO_OPTIONS;
   }
-  const call: CallOptions = {};
+  const call: CallOptions = own({});
   if (stream) call.streamBody = true;
   if (timeout !== undefined) call.timeout = timeout;
   if (deadline !== undefined) call.deadline = deadline;
@@ -420,7 +466,8 @@ function unwrap(error: unknown, meta: RequestMeta, response: HttpResponse | unde
 }
 
 /** A client over the default chain (or yours). Invalid options throw `ConfigError` here, not later. */
-export function createClient(options: ClientOptions = {}): SluiceClient {
+export function createClient(given: ClientOptions = {}): SluiceClient {
+  const options = own(given);
   validateClientOptions(options);
   return new SluiceClient(options, buildChain(options, { baseURL: options.baseURL }));
 }

@@ -1,5 +1,6 @@
 import { AuthError, ConfigError } from './errors.js';
 import type { Grant, Placement, StaticCredential } from './grants.js';
+import { own, placementOf } from './own.js';
 
 /** A fixed token: a personal access token, a service token. Sent as `Authorization: <scheme> <token>` by default. */
 export function staticToken(token: string, options: { header?: string; scheme?: string } = {}): StaticCredential {
@@ -28,11 +29,12 @@ export function basicAuth(username: string, password: string): StaticCredential 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
-function makeStatic(kind: string, value: string, placement: Placement): StaticCredential {
+function makeStatic(kind: string, value: string, given: Placement): StaticCredential {
+  const placement = placementOf(given);
   if (typeof value !== 'string' || value.length === 0)
     throw new ConfigError(`${kind}: the credential must be a non-empty string`);
   if (CONTROL.test(value)) throw new ConfigError(`${kind}: the credential contains control characters`);
-  if ('header' in placement && !/^[!#$%&'*+.^`|~\w-]+$/.test(placement.header)) {
+  if (!('query' in placement) && !/^[!#$%&'*+.^`|~\w-]+$/.test(placement.header)) {
     throw new ConfigError(`${kind}: header must be a valid header name`);
   }
   return Object.freeze({ static: true as const, value, placement });
@@ -54,7 +56,8 @@ export interface CookieSessionOptions {
 }
 
 /** A login that yields a session cookie, sent as `Cookie` and obtained again after a 401. */
-export function cookieSession(options: CookieSessionOptions): Grant {
+export function cookieSession(given: CookieSessionOptions): Grant {
+  const options = own(given);
   const { loginURL, method = 'POST', body, cookies, lifetime = 30 * 60_000 } = options;
   try {
     new URL(loginURL);

@@ -1,11 +1,12 @@
 import type { AuthControl } from './auth-setup.js';
 import { buildChain, type ChainOptions } from './chain.js';
 import { validateClientOptions } from './client.js';
+import { own } from './own.js';
 import { type CallOptions, HttpRequest, type RequestBody } from './request.js';
 import type { HttpResponse } from './response.js';
 
 /** A fetch response is returned at its headers: the body is the caller's to stream. */
-const STREAM_OPTIONS: CallOptions = Object.freeze({ streamBody: true });
+const STREAM_OPTIONS: CallOptions = Object.freeze(own({ streamBody: true }));
 
 const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
 
@@ -30,11 +31,13 @@ export function toWebResponse(response: HttpResponse): Response {
  * that fetch would reject (network, timeout, abort) reject with the matching `SluiceError`.
  */
 export function createFetch(
-  options: ChainOptions = {},
+  given: ChainOptions = {},
 ): typeof globalThis.fetch & { close(): Promise<void>; auth: AuthControl | undefined } {
+  const options = own(given);
   validateClientOptions(options);
   const chain = buildChain(options, { withoutErrors: true });
-  async function sluiceFetch(input: string | URL | Request, init: RequestInit = {}): Promise<Response> {
+  async function sluiceFetch(input: string | URL | Request, given: RequestInit = {}): Promise<Response> {
+    const init = own(given);
     const source = input instanceof Request ? input : undefined;
     const url = source ? source.url : String(input);
     const method = (init.method ?? source?.method ?? 'GET').toUpperCase();

@@ -1,4 +1,5 @@
 import { AuthError, ConfigError } from './errors.js';
+import { own } from './own.js';
 import { isSecretName } from './redact.js';
 import type { TokenFetch } from './token-fetch.js';
 import { parseTokenResponse, type TokenInput, type TokenSet } from './token-set.js';
@@ -184,7 +185,8 @@ export interface CustomGrantOptions {
 }
 
 /** Any login endpoint: you make the request, Sluice stores, shares and refreshes the result. */
-export function customGrant(options: CustomGrantOptions): Grant {
+export function customGrant(given: CustomGrantOptions): Grant {
+  const options = own(given);
   required('customGrant', { id: options.id });
   if (typeof options.obtain !== 'function') throw new ConfigError('customGrant: obtain must be a function');
   return {

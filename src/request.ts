@@ -86,7 +86,8 @@ export function nextRequestId(): string {
   return `${processTag}-${sequence.toString(36)}`;
 }
 
-const EMPTY_OPTIONS: CallOptions = Object.freeze({});
+// Null prototype: `options.timeout` must never come from a polluted Object.prototype.
+const EMPTY_OPTIONS: CallOptions = Object.freeze(Object.create(null) as CallOptions);
 
 /**
  * Sluice's light, fetch-shaped request. Treat it as immutable: derive a changed copy with `with()`,
@@ -107,16 +108,18 @@ export class HttpRequest {
   readonly timeout: AttemptTimeout | undefined;
 
   constructor(init: HttpRequestInit) {
-    this.method = init.method ?? 'GET';
+    // Own properties only: a field a polluted Object.prototype supplies is not the caller's.
+    const at = <K extends keyof HttpRequestInit>(key: K) => (Object.hasOwn(init, key) ? init[key] : undefined);
+    this.method = at('method') ?? 'GET';
     this.url = init.url;
-    this.headers = init.headers ?? new Headers();
-    this.body = init.body ?? null;
-    this.signal = init.signal;
-    this.context = init.context ?? {};
-    this.options = init.options ?? EMPTY_OPTIONS;
-    this.events = init.events;
-    this.state = init.state ?? { id: nextRequestId(), attempts: 0, generation: undefined, bodySent: false };
-    this.timeout = init.timeout;
+    this.headers = at('headers') ?? new Headers();
+    this.body = at('body') ?? null;
+    this.signal = at('signal');
+    this.context = at('context') ?? {};
+    this.options = at('options') ?? EMPTY_OPTIONS;
+    this.events = at('events');
+    this.state = at('state') ?? { id: nextRequestId(), attempts: 0, generation: undefined, bodySent: false };
+    this.timeout = at('timeout');
   }
 
   /** A copy with some fields replaced; the call state is shared. */

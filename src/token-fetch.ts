@@ -1,6 +1,7 @@
 import { AuthError, NetworkError, type SluiceError, TimeoutError } from './errors.js';
 import { toWebResponse } from './fetch.js';
 import { toSluiceError } from './normalize.js';
+import { own } from './own.js';
 import { HttpRequest, type RequestBody } from './request.js';
 import { bytesSource, HttpResponse, parseRetryAfter } from './response.js';
 import type { Transport } from './types.js';
@@ -61,7 +62,8 @@ async function readCapped(response: HttpResponse, maxBytes: number): Promise<Uin
  * Sends token requests straight to the transport: retried on network errors and 5xx (a bounded number
  * of times, with a short backoff), never on 4xx, never redirected, body capped and buffered.
  */
-export function createTokenFetch(transport: Transport, options: TokenFetchOptions = {}): TokenFetch {
+export function createTokenFetch(transport: Transport, given: TokenFetchOptions = {}): TokenFetch {
+  const options = own(given);
   const {
     maxBytes = 64 * 1024,
     attempts = 3,

@@ -8,6 +8,7 @@ import {
   TimeoutError,
 } from './errors.js';
 import type { Grant } from './grants.js';
+import { own } from './own.js';
 import { type AttemptTimeout, remainingMs } from './request.js';
 import { type Lock, type LockHandle, readCompareWrite, type TokenStore } from './store.js';
 import {
@@ -218,7 +219,8 @@ export class TokenManager {
   /** Store reads, counted so tests and benchmarks can prove the hot path makes none. */
   storeReads = 0;
 
-  constructor(options: TokenManagerOptions) {
+  constructor(given: TokenManagerOptions) {
+    const options = own(given);
     const o: Options = {
       skew: 60_000,
       jitter: 30_000,

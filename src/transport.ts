@@ -1,8 +1,9 @@
 import { Readable } from 'node:stream';
-import { Agent, type Dispatcher, ProxyAgent, request as undiciRequest } from 'undici';
+import { Agent, type Dispatcher, ProxyAgent } from 'undici';
 import { wireBody } from './body.js';
 import { AbortError, ConfigError, type SluiceError, TimeoutError } from './errors.js';
 import { toSluiceError } from './normalize.js';
+import { own } from './own.js';
 import { type AttemptTimeout, type HttpRequest, remainingMs } from './request.js';
 import { type BodySource, HttpResponse } from './response.js';
 import type { Transport } from './types.js';
@@ -34,7 +35,7 @@ export interface UndiciTransportOptions {
  * Redirects are never followed here: the chain follows them, so every hop is checked.
  */
 export function undiciTransport(options: UndiciTransportOptions = {}): Transport {
-  const { dispatcher: given, proxy, tls, connections = 128, keepAliveTimeout = 4000 } = options;
+  const { dispatcher: given, proxy, tls, connections = 128, keepAliveTimeout = 4000 } = own(options);
   if (!Number.isInteger(connections) || connections < 1) {
     throw new ConfigError(`connections must be a positive integer, got ${connections}`);
   }
@@ -76,15 +77,19 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
     const clock = request.timeout ? AttemptClock.start(request, request.timeout) : undefined;
     const stream = request.options.streamBody === true;
     try {
-      const response = await undiciRequest(request.url, {
-        method: request.method as Dispatcher.HttpMethod,
-        headers,
-        body: body as NonNullable<Dispatcher.DispatchOptions['body']>,
-        signal: clock ?? request.signal ?? null,
-        dispatcher,
-        // A streamed body outlives the attempt; undici's idle timer guards it instead.
-        ...(stream && request.timeout ? { bodyTimeout: clampDelay(request.timeout.limit) } : {}),
-      });
+      // Straight to the dispatcher with options that have no prototype: undici reads many optional
+      // fields (query, upgrade, reset...), and a polluted Object.prototype must supply none of them.
+      const options: Dispatcher.RequestOptions = Object.create(null);
+      const [origin, path] = splitURL(request.url);
+      options.origin = origin;
+      options.path = path;
+      options.method = request.method as Dispatcher.HttpMethod;
+      options.headers = headers;
+      options.body = body as NonNullable<Dispatcher.DispatchOptions['body']>;
+      options.signal = clock ?? request.signal ?? null;
+      // A streamed body outlives the attempt; undici's idle timer guards it instead.
+      if (stream && request.timeout) options.bodyTimeout = clampDelay(request.timeout.limit);
+      const response = await dispatcher.request(options);
       const result = new HttpResponse({
         status: response.statusCode,
         headers: response.headers,
@@ -112,6 +117,17 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
       if (!given) await dispatcher.close();
     },
   };
+}
+
+/** Origin and path (with query) of an absolute http(s) URL, without a URL object in the common case. */
+function splitURL(url: string): [string, string] {
+  const start = url.indexOf('//');
+  const slash = start === -1 ? -1 : url.indexOf('/', start + 2);
+  const simple = slash !== -1 && !url.includes('#') && url.slice(start + 2, slash).indexOf('@') === -1;
+  if (simple && url.indexOf('?') > slash) return [url.slice(0, slash), url.slice(slash)];
+  if (simple && !url.includes('?')) return [url.slice(0, slash), url.slice(slash)];
+  const parsed = new URL(url);
+  return [parsed.origin, `${parsed.pathname}${parsed.search}`];
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -274,7 +290,8 @@ function fetchSource(response: Response, streamed: (() => void) | undefined): Bo
 }
 
 /** The portable transport: any fetch (the global one, or yours), with `redirect: 'manual'`. */
-export function fetchTransport(options: FetchTransportOptions = {}): Transport {
+export function fetchTransport(given: FetchTransportOptions = {}): Transport {
+  const options = own(given);
   const fetchFn = options.fetch ?? globalThis.fetch;
   if (typeof fetchFn !== 'function') throw new ConfigError('fetch must be a function');
 

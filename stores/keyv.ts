@@ -1,5 +1,6 @@
 import type Keyv from 'keyv';
 import { ConfigError, StoreUnavailableError } from '../src/errors.js';
+import { own } from '../src/own.js';
 import { type Lock, readCompareWrite, revisionOf, type TokenStore } from '../src/store.js';
 import { type EncryptionKeys, encryption } from './encryption.js';
 import { bounded } from './timeout.js';
@@ -56,7 +57,8 @@ function guardDeserialize(keyv: Keyv): void {
  * switched to `throwOnErrors`, its `error` events are listened to, every call has a deadline, and all
  * of it becomes `StoreUnavailableError` (naming the operation, never a key or a value), never "no token".
  */
-export function keyvTokenStore(keyv: Keyv, options: KeyvTokenStoreOptions = {}): TokenStore {
+export function keyvTokenStore(keyv: Keyv, given: KeyvTokenStoreOptions = {}): TokenStore {
+  const options = own(given);
   return keyvStore(keyv, options);
 }
 

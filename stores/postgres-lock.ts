@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import { ConfigError } from '../src/errors.js';
+import { own } from '../src/own.js';
 import type { AcquireOptions, Lock, LockHandle } from '../src/store.js';
 import { backoff, bounded, checkAcquire, checkPoll, clampTimer, sleep } from './timeout.js';
 
@@ -35,7 +36,8 @@ const CHECK = `SELECT set_config('idle_in_transaction_session_timeout', $1, true
  * that hangs, is paused or loses its network frees the lock on time too. A holder that dies frees it
  * with its session. Release is a ROLLBACK: a pooled connection never keeps a lock.
  */
-export function postgresLock(pool: Pool, options: PostgresLockOptions = {}): Lock {
+export function postgresLock(pool: Pool, given: PostgresLockOptions = {}): Lock {
+  const options = own(given);
   const { queryTimeoutMs = 2000, poll = [25, 200], prefix = 'sluice:' } = options;
   if (!pool || typeof pool.connect !== 'function') throw new ConfigError('postgresLock needs a pg Pool');
   if (!(queryTimeoutMs > 0)) throw new ConfigError('postgresLock: queryTimeoutMs must be positive');

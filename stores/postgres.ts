@@ -1,6 +1,7 @@
 import Keyv from 'keyv';
 import type { Pool } from 'pg';
 import { ConfigError } from '../src/errors.js';
+import { own } from '../src/own.js';
 import { type AcquireOptions, type Lock, revisionOf, type TokenStore } from '../src/store.js';
 import { type KeyvTokenStoreOptions, keyvStore, type SharedTokenStore } from './keyv.js';
 import { importPeer } from './peer.js';
@@ -41,7 +42,8 @@ const raced = (error: unknown) => ['23505', '42P07'].includes(String((error as {
  * Tokens go through `@keyv/postgres`, the lock is an advisory lock, and both run on one pg Pool that
  * this store owns (`close()` ends it). Store calls default to a 2 s deadline (`timeoutMs`).
  */
-export function postgresTokenStore(url: string, options: PostgresTokenStoreOptions = {}): SharedTokenStore {
+export function postgresTokenStore(url: string, given: PostgresTokenStoreOptions = {}): SharedTokenStore {
+  const options = own(given);
   const { namespace = 'sluice', table = 'sluice_tokens', timeoutMs = 2000, poolSize = 5 } = options;
   if (!/^postgres(ql)?:\/\//.test(url))
     throw new ConfigError('postgresTokenStore: url must look like postgres://user@host:5432/db');

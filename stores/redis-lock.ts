@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ConfigError } from '../src/errors.js';
+import { own } from '../src/own.js';
 import type { AcquireOptions, Lock, LockHandle } from '../src/store.js';
 import { backoff, bounded, checkAcquire, checkPoll, sleep } from './timeout.js';
 
@@ -31,7 +32,8 @@ const EXTEND =
  * server). Waiters poll with exponential backoff and jitter, bounded by `waitMs`. The TTL lives on
  * the server, so a holder that dies, hangs or loses its network frees the lock when it runs out.
  */
-export function redisLock(client: RedisCommander, options: RedisLockOptions = {}): Lock {
+export function redisLock(client: RedisCommander, given: RedisLockOptions = {}): Lock {
+  const options = own(given);
   const { prefix = 'sluice:lock:', commandTimeoutMs = 1000, poll = [25, 200] } = options;
   if (!client || typeof client.sendCommand !== 'function') throw new ConfigError('redisLock needs a node-redis client');
   if (!(commandTimeoutMs > 0)) throw new ConfigError(`redisLock: commandTimeoutMs must be positive`);

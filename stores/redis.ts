@@ -1,5 +1,6 @@
 import Keyv from 'keyv';
 import { ConfigError, StoreUnavailableError } from '../src/errors.js';
+import { own } from '../src/own.js';
 import type { TokenStore } from '../src/store.js';
 import { type KeyvTokenStoreOptions, keyvStore, type SharedTokenStore } from './keyv.js';
 import { importPeer } from './peer.js';
@@ -42,7 +43,8 @@ const reconnectStrategy = (retries: number) => Math.min(50 * 2 ** Math.min(retri
  * Tokens go through `@keyv/redis`; the lock is `SET NX PX` on the same connection. While Redis is
  * unreachable, calls fail fast with `StoreUnavailableError` instead of queueing.
  */
-export function redisTokenStore(url: string, options: RedisTokenStoreOptions = {}): SharedTokenStore {
+export function redisTokenStore(url: string, given: RedisTokenStoreOptions = {}): SharedTokenStore {
+  const options = own(given);
   const { namespace = 'sluice', timeoutMs = 1000 } = options;
   try {
     const parsed = new URL(url);

@@ -2,6 +2,7 @@
  * Hostile servers and hostile input (issue 10): parsers of server-controlled text stay linear, a
  * challenge's parameters stay its own, token responses are validated before anything is sent.
  */
+import { fork } from 'node:child_process';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseChallenges, parseWwwAuthenticate } from '../../middleware/refresh.js';
@@ -287,5 +288,37 @@ describe('token responses are validated strictly and safely', () => {
     const started = performance.now();
     await expect(api.get('x')).rejects.toMatchObject({ name: 'AuthError', code: 'AUTH_RESPONSE_TOO_LARGE' });
     expect(performance.now() - started).toBeLessThan(2000);
+  });
+});
+
+describe('a polluted Object.prototype steers nothing', () => {
+  it('planted headers, query, proxy, transport, placement, timeouts and hooks change no byte on the wire', async () => {
+    const s = await servers.start((request, response) => {
+      if (request.url === '/token')
+        json(response, 200, { access_token: 'at-1', token_type: 'Bearer', expires_in: 3600 });
+      else json(response, 200, { ok: true });
+    });
+    const child = fork(
+      new URL('../helpers/polluted-child.ts', import.meta.url),
+      [JSON.stringify({ api: s.url, token: `${s.url}/token` })],
+      { execArgv: ['--import', 'tsx'] },
+    );
+    const report = await new Promise<{ ok?: boolean; prototypeChanged?: boolean; error?: string }>((resolve) =>
+      child.once('message', (message) => resolve(message as never)),
+    );
+    expect(report.error, report.error).toBeUndefined();
+    expect(report).toMatchObject({ ok: true, prototypeChanged: false });
+    const calls = s.seen.filter((entry) => entry.url !== '/token');
+    expect(calls.map((entry) => entry.url)).toEqual(['/one', '/two', '/three']);
+    for (const call of calls.slice(0, 2)) {
+      expect(call.headers.authorization).toBe('Bearer at-1');
+      expect(call.headers['x-api-key']).toBe('gateway-key');
+    }
+    expect(calls[2]?.headers['x-api-key']).toBe('gateway-key');
+    for (const call of calls) {
+      expect(call.headers['x-planted'], call.url).toBeUndefined();
+      expect(call.headers['x-stolen']).toBeUndefined();
+      expect(call.url).not.toMatch(/planted|access_token/);
+    }
   });
 });

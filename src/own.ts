@@ -1,0 +1,28 @@
+/**
+ * Options objects read through their own properties only: a polluted `Object.prototype` (a `proxy`,
+ * `headers` or `query` some dependency planted there) must change nothing Sluice does.
+ */
+
+/** A null-prototype copy of `value`'s own enumerable properties; `undefined` stays `undefined`. */
+export function own<T extends object>(value: T): T;
+export function own<T extends object>(value: T | undefined): T | undefined;
+export function own<T extends object>(value: T | undefined): T | undefined {
+  if (value === undefined || value === null || typeof value !== 'object') return value;
+  return Object.assign(Object.create(null) as T, value);
+}
+
+/** `value[key]` if `value` has it as its own property, else `undefined`. */
+export function ownValue<T extends object, K extends keyof T>(value: T, key: K): T[K] | undefined {
+  return Object.hasOwn(value, key) ? value[key] : undefined;
+}
+
+/** A credential placement checked for what it really is: a query name or a header (with an optional scheme). */
+export function placementOf<P extends { header: string; scheme?: string | undefined } | { query: string }>(
+  placement: P,
+): P {
+  const query = ownValue(placement as { query?: string }, 'query');
+  if (typeof query === 'string') return Object.freeze(own({ query })) as P;
+  const header = ownValue(placement as { header?: string }, 'header');
+  const scheme = ownValue(placement as { scheme?: string }, 'scheme');
+  return Object.freeze(own(scheme === undefined ? { header } : { header, scheme })) as P;
+}
