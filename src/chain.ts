@@ -12,6 +12,7 @@ import { type AuthControl, type AuthOptions, buildAuthLayers } from './auth-setu
 import { compose, instrument } from './compose.js';
 import { ConfigError } from './errors.js';
 import { own } from './own.js';
+import { addSecretNames } from './redact.js';
 import type { TokenStore } from './store.js';
 import { fetchTransport, type TlsOptions, undiciTransport } from './transport.js';
 import type { EventSink, Logger, Middleware, Next, SluiceEvent, Transport } from './types.js';
@@ -55,6 +56,12 @@ export interface ChainOptions {
   connections?: number;
   /** Credentials: one layer, or several (e.g. a gateway API key plus an OAuth token). */
   auth?: AuthOptions | readonly AuthOptions[];
+  /**
+   * More header, query and body field names that carry secrets: masked in logs, errors and events,
+   * and never sent to an origin that is not the API's. Names a credential is placed in are added
+   * on their own.
+   */
+  redact?: readonly string[];
 }
 
 /** The pieces of the default chain that sit around the auth layers (added by the token code). */
@@ -156,8 +163,13 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
   const origins = [
     ...new Set([...(parts.baseURL ? [new URL(parts.baseURL).origin] : []), ...(authLayers?.origins ?? [])]),
   ];
+  const { redact = [] } = options;
+  if (!Array.isArray(redact) || redact.some((name) => typeof name !== 'string'))
+    throw new ConfigError('redact must be an array of header or field names');
+  const secretNames = [...redact, ...(authLayers?.names ?? [])];
+  addSecretNames(secretNames);
   // Credentials in headers and query parameters go to the named origins only, on every hop.
-  if (origins.length > 0) defaults.push(bindCredentials({ origins, names: authLayers?.names ?? [] }));
+  if (origins.length > 0) defaults.push(bindCredentials({ origins, names: secretNames }));
   defaults.push(...(authLayers?.below ?? []));
 
   const { middleware } = options;

@@ -133,6 +133,7 @@ const CLIENT_OPTIONS = new Set<string>([
   'auth',
   'allowAbsoluteUrls',
   'crossOriginRedirectBody',
+  'redact',
 ]);
 
 export function validateClientOptions(options: object, extra: readonly string[] = []): void {

@@ -18,14 +18,24 @@ const SECRET_HEADERS = new Set([
   'x-vault-token',
   'x-csrf-token',
   'x-amz-security-token',
+  'dpop',
 ]);
 
 const SECRET_NAME =
-  /token|secret|passw|pwd|api[-_]?key|apikey|auth|credential|session|cookie|signature|private|assertion|^code$|^sig$|^key$/i;
+  /token|secret|passw|pwd|api[-_]?key|apikey|auth|credential|session|cookie|signature|private|assertion|verifier|dpop|^code$|^sig$|^key$/i;
+
+/** Names that carry a credential here: where a credential was placed (`appid`), and the `redact` option's. */
+const EXTRA_NAMES = new Set<string>();
+
+/** Marks more header, query and field names as secret, everywhere in this process (logs, errors, events). */
+export function addSecretNames(names: Iterable<string>): void {
+  for (const name of names) if (typeof name === 'string' && name.length > 0) EXTRA_NAMES.add(name.toLowerCase());
+}
 
 /** True for a header or field name whose value must never be shown. */
 export function isSecretName(name: string): boolean {
-  return SECRET_HEADERS.has(name.toLowerCase()) || SECRET_NAME.test(name);
+  const lower = name.toLowerCase();
+  return SECRET_HEADERS.has(lower) || SECRET_NAME.test(name) || (EXTRA_NAMES.size > 0 && EXTRA_NAMES.has(lower));
 }
 
 /** The URL with any user info and every secret-looking query value replaced. Never throws. */
@@ -75,7 +85,10 @@ export function redactValue(value: unknown, depth = 0): unknown {
  * backtracking into it). Whether it is secret, and where its value ends, is decided by hand.
  */
 const PAIR_NAME = /(?<![\w-])(["']?)(?=([\w-]{1,128}))\2\1\s{0,16}[:=]\s{0,16}/g;
-const SECRET_WORD = /token|secret|passw|pwd|api[-_]?key|apikey|auth|credential|session|cookie|signature/i;
+const SECRET_WORD =
+  /token|secret|passw|pwd|api[-_]?key|apikey|auth|credential|session|cookie|signature|assertion|verifier|dpop/i;
+const isSecretWord = (name: string) =>
+  SECRET_WORD.test(name) || name === 'code' || (EXTRA_NAMES.size > 0 && EXTRA_NAMES.has(name.toLowerCase()));
 const VALUE_END = /[\s&,;}"]/;
 
 /** Where a value starting at `start` ends: a quoted string (escapes honoured) or a run up to a delimiter. */
@@ -96,7 +109,7 @@ export function redactText(text: string): string {
   PAIR_NAME.lastIndex = 0;
   for (let match = PAIR_NAME.exec(text); match; match = PAIR_NAME.exec(text)) {
     const start = match.index + match[0].length;
-    if (!SECRET_WORD.test(match[2] as string)) continue;
+    if (!isSecretWord(match[2] as string)) continue;
     const end = valueEnd(text, start);
     if (end === start) continue;
     out += text.slice(copied, start) + (text[start] === '"' ? `"${REDACTED}"` : REDACTED);

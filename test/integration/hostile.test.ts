@@ -10,6 +10,7 @@ import { retryAfterMs } from '../../middleware/retry.js';
 import { createClient, HttpResponse, type SluiceClient } from '../../src/index.js';
 import { redactText } from '../../src/redact.js';
 import { parseRetryAfter } from '../../src/response.js';
+import { memoryLogger } from '../helpers/logger.js';
 import { json, serverPool } from '../helpers/server.js';
 import { rejection } from '../helpers/wait.js';
 
@@ -320,5 +321,51 @@ describe('a polluted Object.prototype steers nothing', () => {
       expect(call.headers['x-stolen']).toBeUndefined();
       expect(call.url).not.toMatch(/planted|access_token/);
     }
+  });
+});
+
+describe('redaction by credential, not only by name', () => {
+  it('a key placed in an unusual query name, names marked with redact, DPoP and PKCE fields never show', async () => {
+    const s = await servers.start((_, response) => json(response, 500, { echo: 'appid=appid-secret-value' }));
+    const { logger, lines } = memoryLogger();
+    const events: unknown[] = [];
+    const { apiKey } = await import('../../src/index.js');
+    const api = createClient({
+      baseURL: s.url,
+      logger,
+      logLevel: 'debug',
+      onEvent: (event) => events.push(event),
+      redact: ['x-tenant-key'],
+      retry: false,
+      headers: { 'x-tenant-key': 'tenant-key-secret', dpop: 'dpop-proof-secret' },
+      auth: { grant: apiKey('appid-secret-value', { query: 'appid' }) },
+    });
+    clients.push(api);
+    const error = (await rejection(
+      api.post('x', {
+        code_verifier: 'pkce-verifier-secret',
+        client_assertion: 'assertion-secret',
+        code: 'auth-code-secret',
+      }),
+    )) as Error & { cause?: unknown };
+    const everything = [
+      JSON.stringify(lines),
+      JSON.stringify(events),
+      error.message,
+      String(error.stack),
+      JSON.stringify(error),
+      redactText('code=auth-code-secret&x-tenant-key=tenant-key-secret'),
+    ].join('\n');
+    for (const secret of [
+      'appid-secret-value',
+      'tenant-key-secret',
+      'dpop-proof-secret',
+      'pkce-verifier-secret',
+      'assertion-secret',
+      'auth-code-secret',
+    ]) {
+      expect(everything).not.toContain(secret);
+    }
+    expect(lines.length).toBeGreaterThan(0);
   });
 });
