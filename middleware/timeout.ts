@@ -5,6 +5,9 @@ import type { HttpRequest } from '../src/request.js';
 import type { HttpResponse } from '../src/response.js';
 import type { Middleware, Next } from '../src/types.js';
 
+/** Largest body read into memory when the call does not say (`maxResponseBytes`): 64 MiB. */
+export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+
 /** `setTimeout` fires at once for anything above this; every delay is clamped to it. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -52,7 +55,8 @@ export async function runAttempt(
           },
         });
   const response = await next(timed);
-  if (response.status < 400 && !request.options.streamBody) await response.buffer();
+  if (response.status < 400 && !request.options.streamBody)
+    await response.buffer(request.options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES);
   return response;
 }
 

@@ -21,6 +21,12 @@ export interface ClientOptions extends ChainOptions {
    * credential at all. @default false
    */
   allowAbsoluteUrls?: boolean;
+  /**
+   * Largest response body read into memory (everything but `responseType: 'stream'`), counted after
+   * decompression: a bigger (or endless, or gzip-bomb) body fails with `ERR_RESPONSE_TOO_LARGE` at
+   * the cap. @default 67108864 (64 MiB)
+   */
+  maxResponseBytes?: number;
   /** Sent with every request; per-call headers win. */
   headers?: HeadersInit;
   /** Sent with every request; per-call query wins. */
@@ -134,6 +140,7 @@ const CLIENT_OPTIONS = new Set<string>([
   'allowAbsoluteUrls',
   'crossOriginRedirectBody',
   'redact',
+  'maxResponseBytes',
 ]);
 
 export function validateClientOptions(options: object, extra: readonly string[] = []): void {
@@ -142,7 +149,10 @@ export function validateClientOptions(options: object, extra: readonly string[] 
       throw new ConfigError(`unknown option "${name}"; valid options are: ${[...CLIENT_OPTIONS, ...extra].join(', ')}`);
     }
   }
-  const { baseURL, timeout, deadline } = options as ClientOptions;
+  const { baseURL, timeout, deadline, maxResponseBytes } = options as ClientOptions;
+  if (maxResponseBytes !== undefined && !(Number.isSafeInteger(maxResponseBytes) && maxResponseBytes > 0)) {
+    throw new ConfigError(`maxResponseBytes must be a positive integer, got ${String(maxResponseBytes)}`);
+  }
   if (baseURL !== undefined) {
     let parsed: URL | undefined;
     try {
@@ -169,6 +179,8 @@ export class SluiceClient {
   readonly #chain: Chain;
   readonly #ofetch: ReturnType<typeof createOfetch>;
   readonly #baseURL: string | undefined;
+  /** Per-call options every call starts from (the client's maxResponseBytes). */
+  readonly #defaults: CallOptions;
   /** Token control (`token()`, `invalidate()`, `onTokenChange`); present when `auth` was given. */
   readonly auth: AuthControl | undefined;
 
@@ -176,6 +188,10 @@ export class SluiceClient {
     this.#chain = chain;
     this.auth = chain.auth;
     this.#baseURL = options.baseURL;
+    this.#defaults =
+      options.maxResponseBytes === undefined
+        ? NO_OPTIONS
+        : Object.freeze(own({ maxResponseBytes: options.maxResponseBytes }));
     const run = chain.run;
     const events = (): EventSink | undefined => chain.events;
     // With a baseURL, the caller's URL must stay on the named origins (CVE-2025-27152 in axios).
@@ -267,7 +283,7 @@ export class SluiceClient {
   ): Promise<{ view: OfetchResponse }> {
     const responseType = ownValue(options, 'responseType');
     const call: CallSlot = {
-      options: callOptionsOf(options),
+      options: callOptionsOf(options, this.#defaults),
       context: ownValue(options, 'context'),
       response: undefined,
       state: undefined,
@@ -383,7 +399,7 @@ const OFETCH_KEYS = Object.freeze({
   timeout: undefined,
 });
 
-function callOptionsOf(options: RequestOptions): CallOptions {
+function callOptionsOf(options: RequestOptions, defaults: CallOptions): CallOptions {
   const timeout = ownValue(options, 'timeout');
   const deadline = ownValue(options, 'deadline');
   const retry = ownValue(options, 'retry');
@@ -397,9 +413,10 @@ function callOptionsOf(options: RequestOptions): CallOptions {
     auth === undefined &&
     bufferBody === undefined
   ) {
-    return stream ? STREAM_OPTIONS : NO_OPTIONS;
+    if (!stream) return defaults;
+    if (defaults === NO_OPTIONS) return STREAM_OPTIONS;
   }
-  const call: CallOptions = own({});
+  const call: CallOptions = own({ ...defaults });
   if (stream) call.streamBody = true;
   if (timeout !== undefined) call.timeout = timeout;
   if (deadline !== undefined) call.deadline = deadline;

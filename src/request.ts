@@ -33,6 +33,8 @@ export interface CallOptions {
    * timeout middleware reads the whole body inside the attempt, under its clock.
    */
   streamBody?: boolean;
+  /** Largest response body read into memory, counted after decompression. @default 64 MiB */
+  maxResponseBytes?: number;
 }
 
 /** Bookkeeping shared by every copy of one call's request: the call's ledger, not the request. */

@@ -1,4 +1,5 @@
 import { STATUS_CODES } from 'node:http';
+import { SluiceError } from './errors.js';
 import { parseJson, type RequestMeta, toSluiceError } from './normalize.js';
 
 /** Where a response's bytes come from: undici's body, a fetch Response, or bytes in memory. */
@@ -40,7 +41,8 @@ export function bytesSource(bytes: Uint8Array | string): BodySource {
   const data = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes;
   return {
     text: async () => DECODER.decode(data),
-    arrayBuffer: async () => data.slice().buffer as ArrayBuffer,
+    // A copy of exactly these bytes: `data` may be a view into a larger (pooled) buffer.
+    arrayBuffer: async () => data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer,
     get body() {
       return new Blob([data as Uint8Array<ArrayBuffer>]).stream();
     },
@@ -157,7 +159,9 @@ export class HttpResponse {
    * the connection is dropped, so a longer (or endless) body is never held in memory.
    */
   async bytesUpTo(maxBytes: number): Promise<Uint8Array | undefined> {
-    const declared = Number(this.header('content-length') ?? 0);
+    // A compressed body's Content-Length says nothing of what it inflates to: count while reading.
+    const encoded = (this.header('content-encoding') ?? 'identity').toLowerCase() !== 'identity';
+    const declared = encoded ? 0 : Number(this.header('content-length') ?? 0);
     if (declared > maxBytes) {
       await this.discard();
       return undefined;
@@ -205,10 +209,20 @@ export class HttpResponse {
    * Reads the whole body into memory now, while the attempt's clock still runs: a reset or a stall
    * fails here, typed, and later reads cannot fail. A partial body is never kept.
    */
-  async buffer(): Promise<void> {
+  async buffer(maxBytes = Number.POSITIVE_INFINITY): Promise<void> {
     if (this.#used || this.#done) return;
-    const bytes = await this.#read((source) => source.arrayBuffer());
-    this.#source = bytesSource(new Uint8Array(bytes));
+    const bytes =
+      maxBytes === Number.POSITIVE_INFINITY
+        ? new Uint8Array(await this.#read((source) => source.arrayBuffer()))
+        : await this.bytesUpTo(maxBytes);
+    if (bytes === undefined) {
+      throw new SluiceError(`response body is larger than ${maxBytes} bytes (maxResponseBytes)`, {
+        code: 'ERR_RESPONSE_TOO_LARGE',
+        method: this.request.method,
+        url: this.request.url,
+      });
+    }
+    this.#source = bytesSource(bytes);
     this.#used = false;
   }
 

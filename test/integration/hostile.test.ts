@@ -4,6 +4,7 @@
  */
 import { fork } from 'node:child_process';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseChallenges, parseWwwAuthenticate } from '../../middleware/refresh.js';
 import { retryAfterMs } from '../../middleware/retry.js';
@@ -367,5 +368,46 @@ describe('redaction by credential, not only by name', () => {
       expect(everything).not.toContain(secret);
     }
     expect(lines.length).toBeGreaterThan(0);
+  });
+});
+
+describe('responses have a size limit on every transport', () => {
+  it.each([
+    'undici',
+    'fetch',
+  ] as const)('a gzip bomb and an endless body fail at maxResponseBytes, typed, with bounded memory (%s)', async (transport) => {
+    const bomb = gzipSync(Buffer.alloc(200 * 1024 * 1024));
+    const s = await servers.start((request, response) => {
+      if (request.url === '/bomb') {
+        response.writeHead(200, {
+          'content-type': 'application/json',
+          'content-encoding': 'gzip',
+          'content-length': bomb.length,
+        });
+        response.end(bomb);
+      } else {
+        response.writeHead(200, { 'content-type': 'text/plain' });
+        const chunk = Buffer.alloc(64 * 1024, 0x61);
+        const pump = () => {
+          while (!response.destroyed && response.write(chunk)) {}
+        };
+        response.on('drain', pump);
+        pump();
+      }
+    });
+    const api = createClient({ baseURL: s.url, transport, maxResponseBytes: 1024 * 1024, retry: false });
+    clients.push(api);
+    const rss = process.memoryUsage().rss;
+    const started = performance.now();
+    // The undici transport does not inflate (it sends no Accept-Encoding): only fetch can be bombed.
+    for (const path of transport === 'fetch' ? ['bomb', 'endless'] : ['endless']) {
+      await expect(api.get(path)).rejects.toMatchObject({ code: 'ERR_RESPONSE_TOO_LARGE' });
+    }
+    expect(performance.now() - started).toBeLessThan(3000);
+    expect(process.memoryUsage().rss - rss).toBeLessThan(100 * 1024 * 1024);
+  });
+
+  it('maxResponseBytes must be a positive integer', () => {
+    expect(() => createClient({ maxResponseBytes: -1 })).toThrow(/maxResponseBytes/);
   });
 });
