@@ -23,6 +23,8 @@ export interface AuthOptions {
   origins?: readonly string[];
   /** Statuses that mean "credential refused". @default [401] */
   refreshOn?: readonly number[];
+  /** Let a grant whose placement is `{ query }` put its access token in the URL (RFC 6750 2.3 advises against it). @default false */
+  allowTokenInQuery?: boolean;
   shouldRefresh?: (response: HttpResponse, request: HttpRequest) => boolean | Promise<boolean>;
   /** Refresh this long before expiry, in ms. @default 60000 */
   skew?: number;
@@ -90,6 +92,7 @@ const AUTH_KEYS = new Set([
   'lock',
   'origins',
   'refreshOn',
+  'allowTokenInQuery',
   'shouldRefresh',
   'skew',
   'jitter',
@@ -138,8 +141,15 @@ export function buildAuthLayers(
     for (const origin of origins) allOrigins.add(origin);
     // A grant is read through its own properties only (a planted `refresh` or `placement` is not its).
     const credential = own(layer.grant);
-    const placement = 'static' in credential ? credential.placement : credential.placement;
+    const placement = credential.placement;
     if (placement) names.push('query' in placement ? placement.query : placement.header);
+    if (placement && 'query' in placement && !('static' in credential) && layer.allowTokenInQuery !== true) {
+      // URLs end up in proxy logs, server access logs and Referer headers: a bearer token in one is
+      // a leak waiting to happen (RFC 6750 2.3), so it takes an explicit opt-in.
+      throw new ConfigError(
+        `auth: the grant puts its access token in the query string (${placement.query}); set auth.allowTokenInQuery: true if the API requires it`,
+      );
+    }
     if ('static' in credential) {
       below.push(auth({ credential, origins }));
       continue;

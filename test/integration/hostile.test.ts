@@ -411,3 +411,21 @@ describe('responses have a size limit on every transport', () => {
     expect(() => createClient({ maxResponseBytes: -1 })).toThrow(/maxResponseBytes/);
   });
 });
+
+describe('a grant access token in the query string', () => {
+  it('needs auth.allowTokenInQuery, and is then masked in messages', async () => {
+    const { customGrant } = await import('../../src/index.js');
+    const grant = customGrant({
+      id: 'query-token',
+      obtain: async () => ({ accessToken: 'query-token-secret', expiresIn: 3600 }),
+      placement: { query: 'access_token' },
+    });
+    expect(() => createClient({ baseURL: 'http://127.0.0.1:9/', auth: { grant } })).toThrow(/allowTokenInQuery/);
+    const s = await servers.start((_, response) => json(response, 500, { no: true }));
+    const api = createClient({ baseURL: s.url, retry: false, auth: { grant, allowTokenInQuery: true } });
+    clients.push(api);
+    const error = (await rejection(api.get('x'))) as Error;
+    expect(s.seen[0]?.url).toBe('/x?access_token=query-token-secret');
+    expect(error.message + JSON.stringify(error)).not.toContain('query-token-secret');
+  });
+});
