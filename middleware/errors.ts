@@ -1,11 +1,11 @@
-import { httpErrorFor, type SluiceError } from '../src/errors.js';
+import { httpErrorFor, RateLimitError, type SluiceError } from '../src/errors.js';
 import { toSluiceError } from '../src/normalize.js';
 import { own } from '../src/own.js';
 import { redactText } from '../src/redact.js';
 import type { HttpRequest } from '../src/request.js';
 import type { HttpResponse } from '../src/response.js';
 import type { Middleware } from '../src/types.js';
-import { retryAfterMs } from './retry.js';
+import { isRateLimit, retryAfterMs } from './retry.js';
 
 const MAX_ERROR_BODY = 64 * 1024;
 const JSON_TYPE = /^application\/(?:[\w!#$%&*.^`~-]*\+)?json/i;
@@ -35,6 +35,20 @@ async function errorBody(response: HttpResponse): Promise<unknown> {
 /** The typed error for a response of 400 or above; reads (and so releases) its body. */
 export async function toHttpError(response: HttpResponse, request: HttpRequest): Promise<SluiceError> {
   const body = await errorBody(response);
+  if (isRateLimit(response) && response.status !== 429) {
+    // A 403 that is a rate limit (GitHub's): the caller should wait, not fix its permissions.
+    return new RateLimitError({
+      retryable: true,
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+      body,
+      retryAfter: retryAfterMs(response),
+      method: request.method,
+      url: response.url,
+      attempts: request.state.attempts,
+    });
+  }
   return httpErrorFor({
     status: response.status,
     statusText: response.statusText,

@@ -54,15 +54,37 @@ export interface RetryOptions {
   random?: () => number;
 }
 
+/** Remaining requests the server reports (`X-RateLimit-Remaining`, `RateLimit-Remaining`, `RateLimit: ...;r=N`). */
+function remaining(response: HttpResponse): number | undefined {
+  const plain = response.header('x-ratelimit-remaining') ?? response.header('ratelimit-remaining');
+  const value = plain ?? /(?:^|[;,\s])r=(\d{1,12})(?![\w.])/.exec(response.header('ratelimit') ?? '')?.[1];
+  return value !== undefined && /^\s*\d{1,12}\s*$/.test(value) ? Number(value) : undefined;
+}
+
 /**
- * The wait a 429/503 asks for, in ms: `Retry-After` (seconds or HTTP date), else `RateLimit-Reset` or
- * `X-RateLimit-Reset` (whole seconds; an epoch timestamp in seconds is read as such). Malformed values
- * are ignored (draft-ietf-httpapi-ratelimit-headers: they MUST be).
+ * A refusal that is a rate limit: a 429, or a 403 whose limit is spent (remaining 0) or that says
+ * when to come back (`Retry-After`), as GitHub's primary and secondary limits are.
+ */
+export function isRateLimit(response: HttpResponse): boolean {
+  if (response.status === 429) return true;
+  return response.status === 403 && (remaining(response) === 0 || response.header('retry-after') !== null);
+}
+
+/**
+ * The wait a response asks for, in ms: `Retry-After` (seconds or HTTP date); else, only when the limit
+ * is spent (429, or remaining 0), `RateLimit-Reset` / `X-RateLimit-Reset` / `RateLimit: ...;t=N` (whole
+ * seconds; an epoch timestamp in seconds is read as such). On any other response these headers are
+ * information, never a wait: a 502 from an API that reports its quota is retried as usual. Malformed
+ * values are ignored (draft-ietf-httpapi-ratelimit-headers: they MUST be).
  */
 export function retryAfterMs(response: HttpResponse, now = Date.now()): number | undefined {
   const asked = parseRetryAfter(response.header('retry-after'), now);
   if (asked !== undefined) return asked;
-  const reset = parseDelaySeconds(response.header('ratelimit-reset') ?? response.header('x-ratelimit-reset'));
+  if (response.status !== 429 && remaining(response) !== 0) return undefined;
+  const structured = /(?:^|[;,\s])t=(\d{1,12})(?![\w.])/.exec(response.header('ratelimit') ?? '')?.[1] ?? null;
+  const reset = parseDelaySeconds(
+    response.header('ratelimit-reset') ?? response.header('x-ratelimit-reset') ?? structured,
+  );
   // x-ratelimit-reset is sometimes an epoch timestamp (in seconds) rather than a delta.
   return reset !== undefined && reset > 1e12 ? Math.max(0, reset - now) : reset;
 }
@@ -171,7 +193,7 @@ export function retry(given: RetryOptions = {}): Middleware {
     const attempt = async () => {
       const response = await runAttempt(request, next, attemptMs, deadlineAt, totalMs);
       // 409 with an Idempotency-Key: a request with the same key is still being processed; ask again.
-      if (idempotent && (statusSet.has(response.status) || (keyed && response.status === 409)))
+      if (idempotent && (statusSet.has(response.status) || (keyed && response.status === 409) || isRateLimit(response)))
         throw new RetryableResponse(response);
       return response;
     };

@@ -128,7 +128,7 @@ describe('rate-limit fields', () => {
   const at = (headers: Record<string, string>) =>
     retryAfterMs(
       new HttpResponse({
-        status: 503,
+        status: 429,
         headers,
         url: 'http://x.test/',
         body: null,

@@ -1,0 +1,71 @@
+/** Rate limits as real APIs send them (issue 11, item 1): GitHub-style headers against a real server. */
+import { afterEach, describe, expect, it } from 'vitest';
+import { createClient, RateLimitError, type SluiceClient } from '../../src/index.js';
+import { json, serverPool } from '../helpers/server.js';
+import { rejection } from '../helpers/wait.js';
+
+const servers = serverPool();
+const clients: SluiceClient[] = [];
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((client) => client.close()));
+  await servers.closeAll();
+});
+
+function client(url: string): SluiceClient {
+  const api = createClient({ baseURL: url, retry: { random: () => 0 } });
+  clients.push(api);
+  return api;
+}
+
+/** GitHub's informational headers: plenty left, reset an hour away (epoch seconds). */
+const quota = (left: number, resetInS = 3600) => ({
+  'x-ratelimit-limit': '5000',
+  'x-ratelimit-remaining': String(left),
+  'x-ratelimit-reset': String(Math.floor(Date.now() / 1000) + resetInS),
+});
+
+describe('rate-limit headers', () => {
+  it('a 502 that carries informational quota headers is retried as usual, not skipped as a one-hour wait', async () => {
+    const s = await servers.start((_, response, index) => {
+      if (index === 0) json(response, 502, { message: 'Server Error' }, quota(4999));
+      else json(response, 200, { ok: true }, quota(4998));
+    });
+    await expect(client(s.url).get('repos')).resolves.toEqual({ ok: true });
+    expect(s.requests).toBe(2);
+  });
+
+  it('a 403 with remaining 0 is a rate limit: retried after X-RateLimit-Reset (within maxRetryAfter)', async () => {
+    const s = await servers.start((_, response, index) => {
+      if (index === 0) json(response, 403, { message: 'API rate limit exceeded' }, quota(0, 1));
+      else json(response, 200, { ok: true }, quota(4999));
+    });
+    const started = Date.now();
+    await expect(client(s.url).get('repos')).resolves.toEqual({ ok: true });
+    expect(s.requests).toBe(2);
+    expect(Date.now() - started).toBeLessThan(2500);
+  });
+
+  it('a 403 secondary limit (Retry-After) is a RateLimitError with retryAfter when retries run out', async () => {
+    const s = await servers.start((_, response) =>
+      json(response, 403, { message: 'secondary rate limit' }, { 'retry-after': '1', ...quota(10) }),
+    );
+    const api = createClient({ baseURL: s.url, retry: { limit: 0 } });
+    clients.push(api);
+    const error = await rejection(api.get('search'));
+    expect(error).toBeInstanceOf(RateLimitError);
+    expect(error).toMatchObject({ status: 403, retryAfter: 1000, retryable: true });
+  });
+
+  it('a plain 403 is a ForbiddenError and is not retried; a 429 without Retry-After waits for the reset', async () => {
+    const s = await servers.start((request, response, index) => {
+      if (request.url === '/private') json(response, 403, { message: 'Must have admin rights' }, quota(4000));
+      else if (index === 1) json(response, 429, {}, { 'x-ratelimit-reset': String(Math.floor(Date.now() / 1000) + 1) });
+      else json(response, 200, { ok: true });
+    });
+    const api = client(s.url);
+    await expect(api.get('private')).rejects.toMatchObject({ name: 'ForbiddenError', status: 403 });
+    expect(s.requests).toBe(1);
+    await expect(api.get('public')).resolves.toEqual({ ok: true });
+    expect(s.requests).toBe(3);
+  });
+});
