@@ -7,7 +7,7 @@ import type { HttpRequest } from './request.js';
 import type { HttpResponse } from './response.js';
 import type { Lock, TokenStore } from './store.js';
 import { createTokenFetch, type TokenFetchOptions } from './token-fetch.js';
-import type { TokenSet } from './token-set.js';
+import type { TokenInput, TokenSet } from './token-set.js';
 import { TokenManager } from './tokens.js';
 import type { EventSink, Middleware, Transport } from './types.js';
 
@@ -57,6 +57,11 @@ export interface AuthOptions {
   /** Longest token-endpoint cool-down (429 `Retry-After`) a call waits out, in ms. @default 60000 */
   maxRateLimitWait?: number;
   /**
+   * A token set you saved (from `onTokenChange`), used when the store has none: after a restart the
+   * client starts from it instead of spending a refresh token or logging in again.
+   */
+  initial?: TokenInput;
+  /**
    * Called when the client closes: `auth: { grant, ...redisTokenStore(url) }` hands the store's
    * connections to the client this way. Pass `{ store, lock }` alone to share one store among clients.
    */
@@ -104,6 +109,7 @@ const AUTH_KEYS = new Set([
   'retry',
   'retryLostRefresh',
   'maxRateLimitWait',
+  'initial',
   'close',
 ]);
 
@@ -177,6 +183,7 @@ export function buildAuthLayers(
         'lockWait',
         'retryLostRefresh',
         'maxRateLimitWait',
+        'initial',
       ] as const),
     });
     managers.push(manager);

@@ -159,10 +159,12 @@ export function parseTokenResponse(
   }
   const fields = body as Record<string, unknown>;
   if (typeof fields.error === 'string' || status >= 400) {
-    const oauthError =
-      typeof fields.error === 'string' ? sanitize(fields.error, 64, secrets).replace(/\s+/g, '_') : undefined;
-    const description =
-      typeof fields.error_description === 'string' ? sanitize(fields.error_description, 300, secrets) : undefined;
+    // OAuth's shape first, then the common others: {errors:[{errorType, message}]} (fitbit), {message}.
+    const first = Array.isArray(fields.errors) ? (fields.errors[0] as Record<string, unknown> | undefined) : undefined;
+    const code = typeof fields.error === 'string' ? fields.error : (first?.errorType ?? first?.code);
+    const text = fields.error_description ?? first?.message ?? fields.message;
+    const oauthError = typeof code === 'string' ? sanitize(code, 64, secrets).replace(/\s+/g, '_') : undefined;
+    const description = typeof text === 'string' ? sanitize(text, 300, secrets) : undefined;
     const said = [oauthError, description].filter(Boolean).join(': ');
     throw new AuthError(`token request failed: ${status}${said ? ` ${said}` : ''}`, {
       oauthError: oauthError || undefined,

@@ -57,11 +57,17 @@ export interface TokenManagerOptions {
   retryLostRefresh?: boolean;
   /** Longest token-endpoint cool-down (429/503 `Retry-After`) a caller waits out, in ms. @default 60000 */
   maxRateLimitWait?: number;
+  /**
+   * A token set saved earlier (from `onTokenChange`), used when the store holds none: a restart
+   * starts from it instead of spending a refresh token or a login.
+   */
+  initial?: TokenInput;
   now?: () => number;
   random?: () => number;
 }
 
-type Options = Required<Omit<TokenManagerOptions, 'events' | 'refreshFetch'>> & Pick<TokenManagerOptions, 'events'>;
+type Options = Required<Omit<TokenManagerOptions, 'events' | 'refreshFetch' | 'initial'>> &
+  Pick<TokenManagerOptions, 'events'>;
 
 /** What a caller brings to a token wait: its abort signal, what is left of its attempt, and who it is. */
 export interface TokenCall {
@@ -214,6 +220,8 @@ export class TokenManager {
   #unwritten: { tokens: TokenSet; expected: number | undefined } | undefined;
   #flushTimer: NodeJS.Timeout | undefined;
   #pausedUntil = 0;
+  /** The saved token set to start from, until the store has one of its own. */
+  #initial: TokenInput | undefined;
   /** Calls whose refresh failed, by their ledger: their next attempt gets the same failure. */
   #failedCalls = new WeakMap<object, unknown>();
   /** Store reads, counted so tests and benchmarks can prove the hot path makes none. */
@@ -254,6 +262,7 @@ export class TokenManager {
       throw new ConfigError('auth.grant must be a grant, e.g. clientCredentials({...})');
     this.#o = o;
     this.grant = o.grant;
+    this.#initial = options.initial;
     // Token requests end when the client closes, also those a custom grant sends without a signal.
     const closing = this.#closing.signal;
     const until =
@@ -451,7 +460,22 @@ export class TokenManager {
       const snapshot = await this.#read();
       if (this.#usable(snapshot.tokens, failed)) return this.#adopt(snapshot.tokens, 'loaded');
       await this.#checkPause();
-      const base = newest(snapshot.tokens, this.#memory);
+      let base = newest(snapshot.tokens, this.#memory);
+      if (!base && this.#initial) {
+        const now = this.#o.now();
+        const seed = toTokenSet(
+          this.#initial,
+          1,
+          this.#o.defaultLifetime,
+          Math.min(now, this.#initial.expiresAt ?? now),
+        );
+        this.#initial = undefined;
+        if (this.#usable(seed, failed)) {
+          const outcome = await this.#persist(seed, snapshot.revision);
+          return typeof outcome === 'object' ? this.#adopt(outcome, 'loaded') : this.#adopt(seed, 'loaded');
+        }
+        base = seed;
+      }
       this.#emit({ action: 'requesting', generation: base?.generation });
       if (base?.refreshToken && this.#o.grant.refresh) return await this.#refreshWith(base, snapshot, handle, failed);
       return await this.#reauthenticate(base, snapshot.revision, failed, handle);

@@ -429,3 +429,23 @@ describe('a grant access token in the query string', () => {
     expect(error.message + JSON.stringify(error)).not.toContain('query-token-secret');
   });
 });
+
+describe('token error bodies in common non-OAuth shapes', () => {
+  it.each([
+    [
+      { errors: [{ errorType: 'invalid_grant', message: 'Refresh token invalid' }], success: false },
+      'invalid_grant',
+      'Refresh token invalid',
+    ],
+    [{ message: 'Bad credentials' }, undefined, 'Bad credentials'],
+  ])('%j fills oauthError and its description', async (body, oauthError, description) => {
+    const { parseTokenResponse } = await import('../../src/index.js');
+    let error: unknown;
+    try {
+      parseTokenResponse(400, 'application/json', JSON.stringify(body));
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toMatchObject({ name: 'AuthError', oauthError, oauthErrorDescription: description });
+  });
+});

@@ -69,3 +69,38 @@ describe('rate-limit headers', () => {
     expect(s.requests).toBe(3);
   });
 });
+
+describe('a saved token set seeds the client after a restart (fitbit-style)', () => {
+  it('auth.initial is used when the store is empty: no refresh token spent, no login; refresh later uses it', async () => {
+    const forms: URLSearchParams[] = [];
+    const s = await servers.start((request, response) => {
+      if (request.url === '/token') {
+        forms.push(new URLSearchParams(request.body.toString()));
+        json(response, 200, {
+          access_token: 'at-new',
+          refresh_token: 'rt-new',
+          token_type: 'Bearer',
+          expires_in: 3600,
+        });
+      } else if (request.headers.authorization === 'Bearer at-saved' && forms.length === 0)
+        json(response, 200, { ok: 'saved' });
+      else if (request.headers.authorization === 'Bearer at-new') json(response, 200, { ok: 'new' });
+      else json(response, 401, {});
+    });
+    const { refreshTokenGrant } = await import('../../src/index.js');
+    const saved = { accessToken: 'at-saved', refreshToken: 'rt-saved', expiresAt: Date.now() + 3_600_000 };
+    const api = createClient({
+      baseURL: s.url,
+      auth: {
+        grant: refreshTokenGrant({ tokenURL: `${s.url}/token`, clientId: 'app', refreshToken: 'rt-seed-old' }),
+        initial: saved,
+      },
+    });
+    clients.push(api);
+    await expect(api.get('x')).resolves.toEqual({ ok: 'saved' });
+    expect(forms).toHaveLength(0);
+    api.auth?.invalidate();
+    await expect(api.get('x')).resolves.toEqual({ ok: 'new' });
+    expect(forms.map((form) => form.get('refresh_token'))).toEqual(['rt-saved']);
+  });
+});
