@@ -34,31 +34,19 @@ async function errorBody(response: HttpResponse): Promise<unknown> {
 
 /** The typed error for a response of 400 or above; reads (and so releases) its body. */
 export async function toHttpError(response: HttpResponse, request: HttpRequest): Promise<SluiceError> {
-  const body = await errorBody(response);
-  if (isRateLimit(response) && response.status !== 429) {
-    // A 403 that is a rate limit (GitHub's): the caller should wait, not fix its permissions.
-    return new RateLimitError({
-      retryable: true,
-      status: response.status,
-      statusText: response.statusText,
-      headers: response.headers,
-      body,
-      retryAfter: retryAfterMs(response),
-      method: request.method,
-      url: response.url,
-      attempts: request.state.attempts,
-    });
-  }
-  return httpErrorFor({
+  const details = {
     status: response.status,
     statusText: response.statusText,
     headers: response.headers,
-    body,
+    body: await errorBody(response),
     retryAfter: retryAfterMs(response),
     method: request.method,
     url: response.url,
     attempts: request.state.attempts,
-  });
+  };
+  // A 403 that is a rate limit (GitHub's): the caller should wait, not fix its permissions.
+  if (isRateLimit(response) && response.status !== 429) return new RateLimitError({ ...details, retryable: true });
+  return httpErrorFor(details);
 }
 
 export interface ErrorsOptions {
