@@ -6,6 +6,7 @@ import { buildChain, type Chain, type ChainOptions } from './chain.js';
 import { ConfigError, HttpError, httpErrorFor, SluiceError } from './errors.js';
 import { parseJson, type RequestMeta, toSluiceError } from './normalize.js';
 import { own, ownValue } from './own.js';
+import { type PaginateOptions, paginate } from './paginate.js';
 import { type CallOptions, type CallState, HttpRequest, type RequestBody } from './request.js';
 import type { HttpResponse } from './response.js';
 import type { EventSink } from './types.js';
@@ -265,6 +266,22 @@ export class SluiceClient {
   patch<T = unknown>(url: string, body?: unknown, options: Omit<RequestOptions, 'method' | 'body'> = {}): Promise<T> {
     return this.#data<T>(url, options, 'PATCH', body);
   }
+  /**
+   * Every item of every page, as an async iterator: `for await (const repo of api.paginate('user/repos'))`.
+   * Pages follow `Link: rel="next"` by default, or `next: 'page' | 'cursor' | (page) => ...`; each page
+   * goes through the whole chain; `maxPages` (1000) and `maxItems` bound it.
+   */
+  paginate<T = unknown>(url: string, options: PaginateOptions<T> = {}): AsyncGenerator<T, void, undefined> {
+    return paginate<T>((target, request) => this.raw(target, request), url, own(options));
+  }
+
+  /** `paginate` collected into an array (bound it with `maxItems` or `maxPages`). */
+  async paginateAll<T = unknown>(url: string, options: PaginateOptions<T> = {}): Promise<T[]> {
+    const all: T[] = [];
+    for await (const item of this.paginate<T>(url, options)) all.push(item);
+    return all;
+  }
+
   /** HEAD: resolves to status and headers. */
   async head(url: string, options: Omit<RequestOptions, 'method' | 'body'> = {}): Promise<SluiceResponse<undefined>> {
     const { view } = await this.#send(url, options, 'HEAD');

@@ -48,6 +48,7 @@ export {
   type StaticCredential,
 } from './grants.js';
 export { parseJson, toSluiceError } from './normalize.js';
+export { type NextPage, nextLink, type PaginateOptions } from './paginate.js';
 export { isSecretName, REDACTED, redactHeaders, redactText, redactUrl, redactValue } from './redact.js';
 export {
   type AttemptTimeout,
