@@ -123,15 +123,21 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
 function splitURL(url: string): [string, string] {
   const start = url.indexOf('//');
   const slash = start === -1 ? -1 : url.indexOf('/', start + 2);
-  const simple = slash !== -1 && !url.includes('#') && url.slice(start + 2, slash).indexOf('@') === -1;
-  if (simple && url.indexOf('?') > slash) return [url.slice(0, slash), url.slice(slash)];
-  if (simple && !url.includes('?')) return [url.slice(0, slash), url.slice(slash)];
+  const query = url.indexOf('?');
+  const simple =
+    slash !== -1 && (query === -1 || query > slash) && !url.includes('#') && !url.slice(start + 2, slash).includes('@');
+  if (simple) return [url.slice(0, slash), url.slice(slash)];
   const parsed = new URL(url);
   return [parsed.origin, `${parsed.pathname}${parsed.search}`];
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const clampDelay = (ms: number) => Math.max(0, Math.min(ms, MAX_TIMER_MS));
+
+/** The timer callback of every clock: one function, the clock passed as its argument (no closure per attempt). */
+function expire(clock: AttemptClock): void {
+  clock.fire();
+}
 
 /**
  * One attempt's wall-clock limit, for undici: shaped as the EventEmitter-style signal `undici.request`
@@ -145,6 +151,7 @@ export class AttemptClock {
   reason: unknown = undefined;
   #listener: (() => void) | undefined = undefined;
   #timer: NodeJS.Timeout | undefined = undefined;
+  #onAbort: (() => void) | undefined = undefined;
   readonly #request: HttpRequest;
   readonly #plan: AttemptTimeout;
 
@@ -157,12 +164,16 @@ export class AttemptClock {
     const clock = new AttemptClock(request, plan);
     const ms = remainingMs(plan);
     const parent = request.signal;
-    if (ms <= 0) clock.#fire();
-    else if (parent?.aborted) clock.#cancel();
+    if (ms <= 0) clock.fire();
+    else if (parent?.aborted) clock.cancel();
     else {
-      clock.#timer = setTimeout(clock.#fire, clampDelay(Math.ceil(ms)));
+      clock.#timer = setTimeout(expire, clampDelay(Math.ceil(ms)), clock);
       clock.#timer.unref();
-      parent?.addEventListener('abort', clock.#cancel, { once: true });
+      if (parent) {
+        // Built only when the caller passed a signal: most calls have none.
+        clock.#onAbort = () => clock.cancel();
+        parent.addEventListener('abort', clock.#onAbort, { once: true });
+      }
     }
     return clock;
   }
@@ -188,18 +199,20 @@ export class AttemptClock {
   /** The attempt is over: no timer, no listener left on the caller's signal. */
   readonly stop = (): void => {
     clearTimeout(this.#timer);
-    this.#request.signal?.removeEventListener('abort', this.#cancel);
+    if (this.#onAbort) this.#request.signal?.removeEventListener('abort', this.#onAbort);
   };
 
-  readonly #fire = (): void => {
+  /** The attempt's end has passed. */
+  fire(): void {
     const { method, url } = this.#request;
     this.#abort(new TimeoutError(this.#plan.kind, this.#plan.limit, { method, url }));
-  };
+  }
 
-  readonly #cancel = (): void => {
+  /** The caller aborted. */
+  cancel(): void {
     const { method, url, signal } = this.#request;
     this.#abort(new AbortError({ method, url, cause: signal?.reason }));
-  };
+  }
 
   #abort(reason: SluiceError): void {
     if (this.aborted) return;

@@ -249,9 +249,12 @@ describe('token responses are validated strictly and safely', () => {
     );
     const { clientCredentials } = await import('../../src/index.js');
     const events: unknown[] = [];
+    const echoLog = memoryLogger();
     const api = createClient({
       baseURL: s.url,
       onEvent: (event) => events.push(event),
+      logger: echoLog.logger,
+      logLevel: 'debug',
       auth: {
         grant: clientCredentials({
           tokenURL: `${s.url}/token`,
@@ -263,11 +266,18 @@ describe('token responses are validated strictly and safely', () => {
     });
     clients.push(api);
     const error = (await rejection(api.get('x'))) as Error & { code: string; cause: Error };
-    const everything = [error.message, error.code, JSON.stringify(error), error.cause?.message, JSON.stringify(events)];
-    for (const text of everything) {
-      expect(text).not.toContain('echoed-client-secret');
-      expect(text).not.toMatch(/[\r\n]/);
-    }
+    const everything = [
+      error.message,
+      error.code,
+      String(error.stack),
+      JSON.stringify(error),
+      error.cause?.message,
+      JSON.stringify(events),
+      JSON.stringify(echoLog.lines),
+    ];
+    for (const text of everything) expect(text).not.toContain('echoed-client-secret');
+    // A stack has line breaks of its own; everything a log line or a header could carry has none.
+    for (const text of everything.filter((_, index) => index !== 2)) expect(text).not.toMatch(/[\r\n]/);
     expect(error.code).toMatch(/^AUTH_[A-Z0-9_]+$/);
   });
 

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiServer, type AuthServer, startApiServer, startAuthServer } from '../../examples/servers.js';
 import { AuthError, apiKey, clientCredentials, createClient, type SluiceClient } from '../../src/index.js';
+import { memoryLogger } from '../helpers/logger.js';
 
 /** A server on another port (another origin) that records the headers it receives. */
 async function startRecorder(answer: (path: string) => { status: number; headers?: Record<string, string> }) {
@@ -57,9 +58,14 @@ describe('the credential only goes to its own origin', () => {
   });
 
   it('with allowAbsoluteUrls it goes out with no credential at all: token, API key, cookie, secret query', async () => {
+    const { logger, lines } = memoryLogger();
+    const events: unknown[] = [];
     const open = createClient({
       baseURL: redirector.url,
       allowAbsoluteUrls: true,
+      logger,
+      logLevel: 'debug',
+      onEvent: (event) => events.push(event),
       headers: { cookie: 'session=cookie-secret-1', 'proxy-authorization': 'Basic cHJveHktc2VjcmV0', 'x-plain': 'p' },
       query: { api_key: 'query-key-secret', page: '2' },
       auth: [
@@ -76,6 +82,11 @@ describe('the credential only goes to its own origin', () => {
       expect(hit?.headers[name], name).toBeUndefined();
     expect(hit?.headers['x-plain']).toBe('p');
     expect(JSON.stringify(other.seen)).not.toMatch(/secret|at_/);
+    // Nor in what Sluice reported at its most verbose.
+    expect(lines.length).toBeGreaterThan(0);
+    expect(JSON.stringify(lines) + JSON.stringify(events)).not.toMatch(
+      /cookie-secret|query-key-secret|gateway-key-secret|per-call-secret|cHJveHktc2VjcmV0/,
+    );
   });
 
   it('a redirect to another origin arrives without Authorization, Cookie or the API key', async () => {
