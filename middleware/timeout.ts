@@ -3,17 +3,13 @@ import { toSluiceError } from '../src/normalize.js';
 import { own } from '../src/own.js';
 import type { HttpRequest } from '../src/request.js';
 import type { HttpResponse } from '../src/response.js';
+import { clampDelay } from '../src/timers.js';
 import type { Middleware, Next } from '../src/types.js';
 
 /** Largest body read into memory when the call does not say (`maxResponseBytes`): 64 MiB. */
 export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 
-/** `setTimeout` fires at once for anything above this; every delay is clamped to it. */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
-
-export function clampDelay(ms: number): number {
-  return Math.max(0, Math.min(ms, MAX_TIMER_MS));
-}
+export { clampDelay, MAX_TIMER_MS } from '../src/timers.js';
 
 export function checkDuration(name: string, value: number | undefined): void {
   if (value === undefined) return;

@@ -4,6 +4,7 @@ import { toSluiceError } from './normalize.js';
 import { own } from './own.js';
 import { HttpRequest, type RequestBody } from './request.js';
 import { bytesSource, HttpResponse, parseRetryAfter } from './response.js';
+import { sleep } from './timers.js';
 import type { Transport } from './types.js';
 
 /** A fetch for token requests: never through the auth chain, never following redirects. */
@@ -35,19 +36,6 @@ export function mayHaveBeenSent(error: unknown): boolean {
   if (error instanceof TimeoutError) return true;
   if (error instanceof NetworkError) return error.sent;
   return false;
-}
-
-/** Waits `ms`; an abort ends the wait early (the loop then stops before sending). */
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
 
 async function readCapped(response: HttpResponse, maxBytes: number): Promise<Uint8Array> {

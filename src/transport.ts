@@ -6,6 +6,7 @@ import { toSluiceError } from './normalize.js';
 import { own } from './own.js';
 import { type AttemptTimeout, type HttpRequest, remainingMs } from './request.js';
 import { type BodySource, HttpResponse } from './response.js';
+import { clampDelay } from './timers.js';
 import type { Transport } from './types.js';
 
 export interface TlsOptions {
@@ -130,9 +131,6 @@ function splitURL(url: string): [string, string] {
   const parsed = new URL(url);
   return [parsed.origin, `${parsed.pathname}${parsed.search}`];
 }
-
-const MAX_TIMER_MS = 2 ** 31 - 1;
-const clampDelay = (ms: number) => Math.max(0, Math.min(ms, MAX_TIMER_MS));
 
 /** The timer callback of every clock: one function, the clock passed as its argument (no closure per attempt). */
 function expire(clock: AttemptClock): void {

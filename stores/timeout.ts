@@ -1,10 +1,9 @@
 import { ConfigError, SluiceError, StoreUnavailableError } from '../src/errors.js';
 import type { AcquireOptions } from '../src/store.js';
+import { clampDelay } from '../src/timers.js';
 
 /** `setTimeout` fires at once above 2^31-1 ms: every wait here is clamped below that. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
-export const clampTimer = (ms: number) => Math.min(Math.max(0, ms), MAX_TIMER_MS);
+export const clampTimer = clampDelay;
 
 /**
  * Bounds one store or lock call in time and turns every failure into `StoreUnavailableError`.
@@ -30,18 +29,7 @@ export async function bounded<T>(operation: string, timeoutMs: number, work: () 
 }
 
 /** Resolves after `ms`, or early (without error) when `signal` aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, clampTimer(ms));
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
+export { sleep } from '../src/timers.js';
 
 /** The pause before poll `round` (0-based): exponential from `first` up to `most`, with jitter over its upper half. */
 export function backoff(round: number, [first, most]: readonly [number, number]): number {
