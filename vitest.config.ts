@@ -1,6 +1,16 @@
 import { defineConfig } from 'vitest/config';
 
+const here = (path: string) => new URL(path, import.meta.url).pathname;
+
 export default defineConfig({
+  // Recipes import from 'sluice' as users do; here that is the source.
+  resolve: {
+    alias: [
+      { find: /^sluice$/, replacement: here('./src/index.ts') },
+      { find: /^sluice\/stores$/, replacement: here('./stores/index.ts') },
+      { find: /^sluice\/middleware$/, replacement: here('./middleware/index.ts') },
+    ],
+  },
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 20_000,

@@ -78,10 +78,17 @@ export function auth({ credential, origins }: AuthOptions): Middleware {
     }
     return placement;
   };
+  const grant = manager.grant;
+  const rotates = typeof grant.rotate === 'function' && Object.hasOwn(grant, 'rotate');
   return async function attachToken(request, next) {
     if (request.options.auth === false || !isAllowed(request.url)) return next(request);
     const tokens = manager.current() ?? (await manager.token(request));
     request.state.generation = tokens.generation;
-    return next(place(request, placementOf(tokens.tokenType), tokens.accessToken));
+    if (!rotates) return next(place(request, placementOf(tokens.tokenType), tokens.accessToken));
+    // The response may hand over the credential's next value (a session cookie the server rotated).
+    const response = await next(place(request, placementOf(tokens.tokenType), tokens.accessToken));
+    const rotated = grant.rotate?.(tokens, response.headers);
+    if (rotated) manager.rotated(tokens, rotated);
+    return response;
   };
 }

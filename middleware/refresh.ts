@@ -95,6 +95,11 @@ export function parseWwwAuthenticate(value: string | null): Record<string, strin
   return chosen ? { ...chosen.params, scheme: chosen.scheme } : {};
 }
 
+/** True when no challenge was parsed (nothing to go by) or one names `scheme`. */
+function isOurs(challenges: Challenge[], scheme: string): boolean {
+  return challenges.length === 0 || challenges.some((challenge) => challenge.scheme === scheme);
+}
+
 export interface RefreshOptions {
   manager: TokenManager;
   /** Origins whose refusals may trigger a refresh (the same as the auth middleware's). */
@@ -103,6 +108,11 @@ export interface RefreshOptions {
   statuses?: readonly number[];
   /** Last word on whether a refusal should refresh; e.g. to also refresh on some 403s. */
   shouldRefresh?: (response: HttpResponse, request: HttpRequest) => boolean | Promise<boolean>;
+  /**
+   * The auth scheme this credential is sent with (`Bearer`). A refusal whose `WWW-Authenticate` names
+   * only other schemes (a gateway's `Key`, a proxy's `Basic`) belongs to another layer: no refresh.
+   */
+  scheme?: string | undefined;
 }
 
 /**
@@ -110,14 +120,17 @@ export interface RefreshOptions {
  * request exactly once. A second refusal is an `AuthError`, never a loop. `insufficient_scope` is not a
  * token problem and is returned as it is.
  */
-export function refresh({ manager, origins, statuses = [401], shouldRefresh }: RefreshOptions): Middleware {
+export function refresh({ manager, origins, statuses = [401], shouldRefresh, scheme }: RefreshOptions): Middleware {
   if (!manager) throw new ConfigError('refresh: manager is required');
   const isAllowed = originGuard(origins);
   const refusals = new Set(statuses);
+  const ours = scheme?.toLowerCase();
   return async function refreshOnRefusal(request, next) {
     const response = await next(request);
     if (!refusals.has(response.status) || request.options.auth === false || !isAllowed(response.url)) return response;
-    const challenge = parseWwwAuthenticate(response.header('www-authenticate'));
+    const header = response.header('www-authenticate');
+    if (ours && header && !isOurs(parseChallenges(header), ours)) return response;
+    const challenge = parseWwwAuthenticate(header);
     if (challenge.error === 'insufficient_scope') return response;
     if (shouldRefresh && !(await shouldRefresh(response, request))) return response;
     await response.discard();

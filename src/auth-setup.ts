@@ -1,4 +1,4 @@
-import { auth } from '../middleware/auth.js';
+import { auth, originGuard } from '../middleware/auth.js';
 import { refresh } from '../middleware/refresh.js';
 import { ConfigError } from './errors.js';
 import type { Grant, StaticCredential } from './grants.js';
@@ -21,7 +21,11 @@ export interface AuthOptions {
   lock?: Lock;
   /** Origins besides the baseURL's that may receive the credential, e.g. `['https://uploads.example.com']`. */
   origins?: readonly string[];
-  /** Statuses that mean "credential refused". @default [401] */
+  /**
+   * Statuses that mean "credential refused". A refusal whose `WWW-Authenticate` names only schemes other
+   * than this layer's (a gateway's `Key` when this layer sends `Bearer`) is left to the layer it names.
+   * @default [401]
+   */
   refreshOn?: readonly number[];
   /** Let a grant whose placement is `{ query }` put its access token in the URL (RFC 6750 2.3 advises against it). @default false */
   allowTokenInQuery?: boolean;
@@ -121,7 +125,7 @@ export interface AuthDefaults {
 /** Turns `auth` options into refresh middleware (above redirects) and auth middleware (below). */
 export function buildAuthLayers(
   given: AuthOptions | readonly AuthOptions[],
-  baseURL: string | undefined,
+  client: { baseURL?: string | undefined; headers?: HeadersInit | undefined },
   transport: Transport,
   events: () => EventSink | undefined,
   defaults: AuthDefaults,
@@ -133,6 +137,8 @@ export function buildAuthLayers(
   const allOrigins = new Set<string>();
   const names: string[] = [];
   const owned: { close?(): Promise<void> }[] = [];
+  const { baseURL } = client;
+  const headers = headerPairs(client.headers);
   for (const given of layers) {
     const layer = own(given);
     if (!layer || typeof layer !== 'object' || !layer.grant)
@@ -167,7 +173,12 @@ export function buildAuthLayers(
     if (store.shared && !lock.shared) {
       throw new ConfigError('a shared token store needs a shared lock (e.g. redisTokenStore(url) gives both)');
     }
-    const endpoint = tokenEndpointOptions(layer);
+    if (store.namespace !== undefined && lock.namespace !== undefined && store.namespace !== lock.namespace) {
+      throw new ConfigError(
+        `the lock's namespace "${lock.namespace}" is not the store's "${store.namespace}": processes using the store under its own lock would not exclude each other; pass the same namespace to both (e.g. redisLock(client, { namespace: "${store.namespace}" }))`,
+      );
+    }
+    const endpoint = { ...tokenEndpointOptions(layer), baseURL, headers, sendHeadersTo: originGuard(origins) };
     const manager = new TokenManager({
       grant: credential,
       store,
@@ -193,6 +204,8 @@ export function buildAuthLayers(
         origins,
         ...(layer.refreshOn ? { statuses: layer.refreshOn } : {}),
         ...(layer.shouldRefresh ? { shouldRefresh: layer.shouldRefresh } : {}),
+        // Refusals naming only another scheme (a gateway's `Key`) are not this layer's to refresh.
+        scheme: placement ? ('scheme' in placement ? placement.scheme : undefined) : 'Bearer',
       }),
     );
     below.push(auth({ credential: manager, origins }));
@@ -240,6 +253,13 @@ function tokenEndpointOptions(layer: AuthOptions): TokenFetchOptions {
     throw new ConfigError(`auth.maxTokenResponseBytes must be a positive integer, got ${String(maxBytes)}`);
   }
   return { maxBytes, timeout, attempts: retry + 1 };
+}
+
+/** The client's default headers as pairs, read through own properties only. */
+function headerPairs(given: HeadersInit | undefined): [string, string][] {
+  if (given === undefined) return [];
+  const init = given instanceof Headers || Array.isArray(given) ? given : own(given as Record<string, string>);
+  return [...new Headers(init)];
 }
 
 function pick<T extends object, K extends keyof T>(source: T, keys: readonly K[]): Partial<Pick<T, K>> {

@@ -68,6 +68,8 @@ export interface ChainOptions {
 export interface ChainParts {
   /** The API's base URL: its origin may receive credentials. */
   baseURL?: string | undefined;
+  /** The client's default headers: logins through a grant's `context.fetch` carry them too. */
+  headers?: HeadersInit | undefined;
   /** Leave the errors middleware out (createFetch returns error responses as they are). */
   withoutErrors?: boolean;
 }
@@ -137,7 +139,7 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
   const events = () => (listeners.length > 0 ? hub : undefined);
   const transport = pickTransport(options);
   const authLayers = options.auth
-    ? buildAuthLayers(options.auth, parts.baseURL, transport, events, { store: defaultStore, lock: memoryLock })
+    ? buildAuthLayers(options.auth, parts, transport, events, { store: defaultStore, lock: memoryLock })
     : undefined;
   const defaults: Middleware[] = [];
   if (options.logger) {

@@ -7,7 +7,7 @@ import { ConfigError, HttpError, httpErrorFor, SluiceError } from './errors.js';
 import { parseJson, type RequestMeta, toSluiceError } from './normalize.js';
 import { own, ownValue } from './own.js';
 import { type PaginateOptions, paginate } from './paginate.js';
-import { type CallOptions, type CallState, HttpRequest, type RequestBody } from './request.js';
+import { type CallOptions, type CallState, HttpRequest, type RequestBody, resolveURL } from './request.js';
 import type { HttpResponse } from './response.js';
 import type { EventSink } from './types.js';
 
@@ -363,7 +363,7 @@ class CallMeta implements RequestMeta {
     this.#base = base;
   }
   get url(): string {
-    return describeURL(this.#url, this.#base);
+    return resolveURL(this.#url, this.#base);
   }
 }
 
@@ -443,11 +443,6 @@ function callOptionsOf(options: RequestOptions, defaults: CallOptions): CallOpti
   return call;
 }
 
-function describeURL(url: string, baseURL: string | undefined): string {
-  if (/^[a-z][a-z0-9+.-]*:/i.test(url) || baseURL === undefined) return url;
-  return `${baseURL.replace(/\/+$/, '')}/${url.replace(/^\/+/, '')}`;
-}
-
 function decode(text: string, response: HttpResponse | undefined, meta: RequestMeta, forceJson: boolean): unknown {
   if (text.length === 0) return undefined;
   const type = response?.header('content-type') ?? '';
@@ -504,5 +499,5 @@ function unwrap(error: unknown, meta: RequestMeta, response: HttpResponse | unde
 export function createClient(given: ClientOptions = {}): SluiceClient {
   const options = own(given);
   validateClientOptions(options);
-  return new SluiceClient(options, buildChain(options, { baseURL: options.baseURL }));
+  return new SluiceClient(options, buildChain(options, { baseURL: options.baseURL, headers: options.headers }));
 }

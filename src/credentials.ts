@@ -1,6 +1,8 @@
+import { type Cookie, parseCookie } from 'undici';
 import { AuthError, ConfigError } from './errors.js';
 import type { Grant, Placement, StaticCredential } from './grants.js';
 import { own, placementOf } from './own.js';
+import { isSecretName } from './redact.js';
 
 /** A fixed token: a personal access token, a service token. Sent as `Authorization: <scheme> <token>` by default. */
 export function staticToken(token: string, options: { header?: string; scheme?: string } = {}): StaticCredential {
@@ -40,69 +42,154 @@ function makeStatic(kind: string, value: string, given: Placement): StaticCreden
   return Object.freeze({ static: true as const, value, placement });
 }
 
+type LoginBody = Record<string, unknown> | URLSearchParams;
+
 export interface CookieSessionOptions {
-  /** The login endpoint that answers with `Set-Cookie`. */
+  /** The login endpoint that answers with `Set-Cookie`: absolute, or a path under the client's `baseURL`. */
   loginURL: string;
   /** @default 'POST' */
   method?: string;
-  /** The login request body: an object is sent as JSON, URLSearchParams as a form. */
-  body?: Record<string, unknown> | URLSearchParams;
-  /** Only keep these cookies (e.g. `['SESSIONID']`). @default every cookie the login sets */
+  /** Headers the login needs besides the client's defaults (e.g. `{ 'X-Requested-By': 'ThoughtSpot' }`). */
+  headers?: Record<string, string>;
+  /**
+   * The login request body: an object is sent as JSON, URLSearchParams as a form. A function is called
+   * at every login (a password read from a secret manager when it is needed).
+   */
+  body?: LoginBody | (() => LoginBody | Promise<LoginBody>);
+  /** Only keep these cookies (e.g. `['JSESSIONID']`). @default every cookie the login sets */
   cookies?: readonly string[];
-  /** Names this session in the store key. No secrets. @default the login URL */
+  /**
+   * Names this session in the store key (host, user). No secrets. Required with a relative `loginURL` or
+   * a `body` function. @default the login URL and the body's non-secret fields
+   */
   id?: string;
   /** Session lifetime when the cookie carries no Max-Age/Expires, in ms. @default 30 minutes */
   lifetime?: number;
 }
 
-/** A login that yields a session cookie, sent as `Cookie` and obtained again after a 401. */
+/** The expiry a cookie states, or undefined. */
+function cookieExpiry(cookie: Cookie, now: number): number | undefined {
+  if (cookie.maxAge !== undefined) return now + cookie.maxAge * 1000;
+  if (cookie.expires !== undefined) return new Date(cookie.expires).getTime();
+  return undefined;
+}
+
+/** `name=value` pairs of a `Cookie` header value, in order. */
+function jarOf(header: string): Map<string, string> {
+  const jar = new Map<string, string>();
+  for (const pair of header.split('; ')) {
+    const at = pair.indexOf('=');
+    if (at > 0) jar.set(pair.slice(0, at), pair.slice(at + 1));
+  }
+  return jar;
+}
+
+const headerOf = (jar: Map<string, string>) => [...jar].map(([name, value]) => `${name}=${value}`).join('; ');
+
+/**
+ * A login that yields a session cookie, sent as `Cookie` to the API's origins, obtained again after a
+ * 401, and kept current when a response rotates it (`Set-Cookie` parsed by undici's cookie parser).
+ */
 export function cookieSession(given: CookieSessionOptions): Grant {
   const options = own(given);
   const { loginURL, method = 'POST', body, cookies, lifetime = 30 * 60_000 } = options;
-  try {
-    new URL(loginURL);
-  } catch {
-    throw new ConfigError('cookieSession: loginURL must be an absolute http(s) URL');
+  const headers = options.headers === undefined ? {} : own(options.headers);
+  if (typeof loginURL !== 'string' || loginURL.length === 0 || /^(?![a-z][a-z0-9+.-]*:)\/\//i.test(loginURL)) {
+    throw new ConfigError('cookieSession: loginURL must be an absolute http(s) URL or a path under the baseURL');
   }
+  const absolute = /^[a-z][a-z0-9+.-]*:/i.test(loginURL);
+  if (absolute && !/^https?:\/\//i.test(checkedURL(loginURL))) {
+    throw new ConfigError('cookieSession: loginURL must be an absolute http(s) URL or a path under the baseURL');
+  }
+  if ((!absolute || typeof body === 'function') && !options.id) {
+    throw new ConfigError(
+      'cookieSession: give an id (e.g. "acme:alice") with a relative loginURL or a body function: it names the session in the store',
+    );
+  }
+  for (const [name, value] of Object.entries(headers)) {
+    if (typeof value !== 'string') throw new ConfigError(`cookieSession: header ${name} must be a string`);
+  }
+  const wanted = cookies === undefined ? undefined : new Set(cookies);
   return {
-    identity: { grant: 'cookie', id: options.id ?? loginURL },
+    identity: { grant: 'cookie', id: options.id ?? loginURL, params: options.id ? undefined : shapeOf(body) },
     canReauthenticate: true,
     placement: { header: 'cookie' },
     async obtain({ fetch, signal }) {
-      const headers = new Headers({ accept: 'application/json' });
+      const request = new Headers({ accept: 'application/json', ...headers });
+      const form = typeof body === 'function' ? await body() : body;
       let payload: string | undefined;
-      if (body instanceof URLSearchParams) {
-        headers.set('content-type', 'application/x-www-form-urlencoded');
-        payload = body.toString();
-      } else if (body !== undefined) {
-        headers.set('content-type', 'application/json');
-        payload = JSON.stringify(body);
+      if (form instanceof URLSearchParams) {
+        request.set('content-type', 'application/x-www-form-urlencoded');
+        payload = form.toString();
+      } else if (form !== undefined) {
+        request.set('content-type', 'application/json');
+        payload = JSON.stringify(form);
       }
-      const response = await fetch(loginURL, { method, headers, body: payload ?? null, signal: signal ?? null });
+      const response = await fetch(loginURL, {
+        method,
+        headers: request,
+        body: payload ?? null,
+        signal: signal ?? null,
+      });
       await response.arrayBuffer();
-      const at = { method, url: loginURL, status: response.status };
+      const at = { method, url: response.url || loginURL, status: response.status };
       if (!response.ok) throw new AuthError(`login failed with status ${response.status}`, at);
-      const pairs: string[] = [];
+      const now = Date.now();
+      const jar = new Map<string, string>();
       let expiresAt: number | undefined;
       for (const line of response.headers.getSetCookie()) {
-        const [pair = '', ...attributes] = line.split(';');
-        const name = pair.slice(0, pair.indexOf('=')).trim();
-        if (!name || (cookies && !cookies.includes(name))) continue;
-        pairs.push(pair.trim());
-        for (const attribute of attributes) {
-          const [key = '', value = ''] = attribute.split('=');
-          const lower = key.trim().toLowerCase();
-          const at =
-            lower === 'max-age'
-              ? Date.now() + Number(value) * 1000
-              : lower === 'expires'
-                ? Date.parse(value)
-                : Number.NaN;
-          if (Number.isFinite(at)) expiresAt = Math.min(expiresAt ?? at, at);
+        const cookie = parseCookie(line);
+        if (!cookie?.name || (wanted && !wanted.has(cookie.name))) continue;
+        jar.set(cookie.name, cookie.value);
+        const ends = cookieExpiry(cookie, now);
+        if (ends !== undefined && Number.isFinite(ends)) expiresAt = Math.min(expiresAt ?? ends, ends);
+      }
+      if (jar.size === 0) throw new AuthError('login answered without a session cookie', at);
+      return { accessToken: headerOf(jar), tokenType: 'cookie', expiresAt: expiresAt ?? now + lifetime };
+    },
+    rotate(tokens, responseHeaders) {
+      const lines = responseHeaders.getSetCookie();
+      if (lines.length === 0) return undefined;
+      const jar = jarOf(tokens.accessToken);
+      const now = Date.now();
+      let expiresAt = tokens.expiresAt;
+      let changed = false;
+      for (const line of lines) {
+        const cookie = parseCookie(line);
+        if (!cookie?.name || !(jar.has(cookie.name) || wanted?.has(cookie.name))) continue;
+        const ends = cookieExpiry(cookie, now);
+        if (cookie.value === '' || (ends !== undefined && !(ends > now))) {
+          // The server ended the session: the next request logs in again.
+          changed = jar.delete(cookie.name) || changed;
+          expiresAt = now;
+        } else if (jar.get(cookie.name) !== cookie.value) {
+          jar.set(cookie.name, cookie.value);
+          changed = true;
+          if (ends !== undefined && Number.isFinite(ends)) expiresAt = ends;
         }
       }
-      if (pairs.length === 0) throw new AuthError('login answered without a session cookie', at);
-      return { accessToken: pairs.join('; '), tokenType: 'cookie', expiresAt: expiresAt ?? Date.now() + lifetime };
+      if (!changed) return undefined;
+      return { accessToken: jar.size > 0 ? headerOf(jar) : tokens.accessToken, tokenType: 'cookie', expiresAt };
     },
   };
+}
+
+function checkedURL(value: string): string {
+  try {
+    return new URL(value).href;
+  } catch {
+    throw new ConfigError('cookieSession: loginURL must be an absolute http(s) URL or a path under the baseURL');
+  }
+}
+
+/** The non-secret fields of a static login body (a user name): two users never share one session. */
+function shapeOf(body: CookieSessionOptions['body']): string | undefined {
+  if (body === undefined || typeof body === 'function') return undefined;
+  const entries = body instanceof URLSearchParams ? [...body] : Object.entries(body);
+  const shaping = entries
+    .filter(([name, value]) => !isSecretName(name) && typeof value !== 'object')
+    .map(([name, value]) => [name, String(value)]);
+  return shaping.length > 0
+    ? JSON.stringify(shaping.sort(([a], [b]) => ((a as string) < (b as string) ? -1 : 1)))
+    : undefined;
 }

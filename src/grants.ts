@@ -5,7 +5,11 @@ import type { TokenFetch } from './token-fetch.js';
 import { parseTokenResponse, type TokenInput, type TokenSet } from './token-set.js';
 
 export interface GrantContext {
-  /** A fetch that bypasses the client's auth chain and never follows redirects. */
+  /**
+   * A fetch that bypasses the client's auth chain and never follows redirects. A path is resolved
+   * against the client's `baseURL`; requests to the API's origins carry the client's default headers
+   * (under the request's own), requests elsewhere (an identity provider) do not.
+   */
   fetch: TokenFetch;
   signal?: AbortSignal | undefined;
 }
@@ -21,6 +25,17 @@ export interface Grant {
   obtain(context: GrantContext): Promise<TokenInput>;
   /** Exchanges a refresh token; absent when the grant has no refresh step. */
   refresh?(context: GrantContext, tokens: TokenSet): Promise<TokenInput>;
+  /**
+   * Renews the current access token itself, without a refresh token (Vault's `renew-self`): tried
+   * before `obtain()` while the token has not expired; when the server refuses, `obtain()` runs.
+   */
+  renew?(context: GrantContext, tokens: TokenSet): Promise<TokenInput>;
+  /**
+   * A response to a request that carried `tokens` may hand over a new credential (a rotated session
+   * cookie). Returns it, or undefined when the response changes nothing. Runs on every such response:
+   * keep it cheap.
+   */
+  rotate?(tokens: TokenSet, headers: Headers): TokenInput | undefined;
   /** `obtain()` can run again on its own (client credentials, password, login). False for refresh-token-only grants. */
   readonly canReauthenticate: boolean;
   /** @default { header: 'authorization' } with the token type as scheme */
@@ -179,6 +194,8 @@ export interface CustomGrantOptions {
   /** Gets a token, typically from a login endpoint, through `context.fetch`. */
   obtain(context: GrantContext): Promise<TokenInput>;
   refresh?(context: GrantContext, tokens: TokenSet): Promise<TokenInput>;
+  /** Renews the access token itself (no refresh token), e.g. Vault's `renew-self`; `obtain` is the fallback. */
+  renew?(context: GrantContext, tokens: TokenSet): Promise<TokenInput>;
   /** @default true */
   canReauthenticate?: boolean;
   placement?: Placement;
@@ -189,11 +206,16 @@ export function customGrant(given: CustomGrantOptions): Grant {
   const options = own(given);
   required('customGrant', { id: options.id });
   if (typeof options.obtain !== 'function') throw new ConfigError('customGrant: obtain must be a function');
+  for (const name of ['refresh', 'renew'] as const) {
+    if (options[name] !== undefined && typeof options[name] !== 'function')
+      throw new ConfigError(`customGrant: ${name} must be a function`);
+  }
   return {
     identity: { grant: 'custom', id: options.id },
     canReauthenticate: options.canReauthenticate ?? true,
     obtain: options.obtain,
     ...(options.refresh ? { refresh: options.refresh } : {}),
+    ...(options.renew ? { renew: options.renew } : {}),
     ...(options.placement ? { placement: options.placement } : {}),
   };
 }

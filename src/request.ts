@@ -83,6 +83,15 @@ let sequence = 0;
 const processTag = Math.random().toString(36).slice(2, 8);
 
 /** A short id unique within this process run, for log correlation. */
+/**
+ * `url` against `baseURL` the way the client resolves a call's URL: an absolute URL stays as it is, a
+ * path is appended to the base (`https://h/api/v2` + `users` = `https://h/api/v2/users`).
+ */
+export function resolveURL(url: string, baseURL: string | undefined): string {
+  if (baseURL === undefined || /^[a-z][a-z0-9+.-]*:/i.test(url)) return url;
+  return `${baseURL.replace(/\/+$/, '')}/${url.replace(/^\/+/, '')}`;
+}
+
 export function nextRequestId(): string {
   sequence = (sequence + 1) % Number.MAX_SAFE_INTEGER;
   return `${processTag}-${sequence.toString(36)}`;

@@ -6,6 +6,11 @@
 /** A key-value store for token entries. Every call is bounded in time. */
 export interface TokenStore {
   /**
+   * The namespace the store's keys live in, when it has one: a lock with a namespace must name the same
+   * one, or processes on the two would not exclude each other.
+   */
+  readonly namespace?: string | undefined;
+  /**
    * The entry under `key`, or `undefined` when there is none. A store that cannot be reached throws
    * `StoreUnavailableError`: a failure is never reported as "no entry".
    */
@@ -92,5 +97,7 @@ export interface Lock {
    */
   acquire(key: string, options: AcquireOptions): Promise<LockHandle | undefined>;
   readonly shared: boolean;
+  /** The namespace of the lock's keys, when it has one (see `TokenStore.namespace`). */
+  readonly namespace?: string | undefined;
   close?(): Promise<void>;
 }

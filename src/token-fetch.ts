@@ -2,7 +2,7 @@ import { AuthError, NetworkError, type SluiceError, TimeoutError } from './error
 import { toWebResponse } from './fetch.js';
 import { toSluiceError } from './normalize.js';
 import { own } from './own.js';
-import { HttpRequest, type RequestBody } from './request.js';
+import { HttpRequest, type RequestBody, resolveURL } from './request.js';
 import { bytesSource, HttpResponse, parseRetryAfter } from './response.js';
 import { sleep } from './timers.js';
 import type { Transport } from './types.js';
@@ -21,6 +21,12 @@ export interface TokenFetchOptions {
   connectFailuresOnly?: boolean;
   /** Longest `Retry-After` of a 503 waited out here; a longer one ends the request as rate limited. @default 5000 */
   maxRetryAfter?: number;
+  /** Relative URLs (a login path) are resolved against this, as the client resolves its own. */
+  baseURL?: string | undefined;
+  /** The client's default headers: added (under the request's own) to requests for the API's origins only. */
+  headers?: readonly (readonly [string, string])[] | undefined;
+  /** Which URLs may receive `headers`: the layer's origins. */
+  sendHeadersTo?: ((url: string) => boolean) | undefined;
 }
 
 /** True for failures that say the server did not process the request: it can be sent again later. */
@@ -58,9 +64,19 @@ export function createTokenFetch(transport: Transport, given: TokenFetchOptions 
     timeout = 10_000,
     connectFailuresOnly = false,
     maxRetryAfter = 5000,
+    baseURL,
+    headers: defaults = [],
+    sendHeadersTo,
   } = options;
-  return async function tokenFetch(url, init = {}) {
+  return async function tokenFetch(given, init = {}) {
     const method = (init.method ?? 'GET').toUpperCase();
+    const url = resolveURL(String(given), baseURL);
+    if (!/^https?:\/\//i.test(url)) {
+      throw new AuthError('a token request needs an absolute http(s) URL, or a path and the client baseURL', {
+        code: 'AUTH_BAD_URL',
+      });
+    }
+    const extra = defaults.length > 0 && sendHeadersTo?.(url) ? defaults : undefined;
     for (let attempt = 1; ; attempt++) {
       // Closed (or aborted) between attempts: nothing more is sent.
       if (init.signal?.aborted) throw toSluiceError(init.signal.reason, { method, url }, init.signal);
@@ -70,10 +86,12 @@ export function createTokenFetch(transport: Transport, given: TokenFetchOptions 
       timer.unref();
       const onAbort = () => controller.abort(init.signal?.reason);
       init.signal?.addEventListener('abort', onAbort, { once: true });
+      const headers = new Headers(init.headers);
+      if (extra) for (const [name, value] of extra) if (!headers.has(name)) headers.set(name, value);
       const request = new HttpRequest({
         method,
         url,
-        headers: new Headers(init.headers),
+        headers,
         body: (init.body as RequestBody | undefined) ?? null,
         signal: controller.signal,
       });

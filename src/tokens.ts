@@ -314,6 +314,28 @@ export class TokenManager {
     return this.#await(() => this.#refresh(generation ?? tokens?.generation, 'rejected'), call);
   }
 
+  /**
+   * A response to a request sent with `from` handed over a new credential (a rotated session cookie):
+   * it is the current token at once, and is written to the store over the entry it replaces. A token
+   * that has moved on since `from` wins over it.
+   */
+  rotated(from: TokenSet, input: TokenInput): void {
+    if (this.#memory && this.#memory.generation !== from.generation) return;
+    const tokens = toTokenSet(
+      { ...input, refreshToken: input.refreshToken || from.refreshToken },
+      from.generation + 1,
+      this.#o.defaultLifetime,
+      this.#o.now(),
+    );
+    this.#adopt(tokens, 'rotated');
+    const write = async () => {
+      const snapshot = await this.#read();
+      if (snapshot.tokens && snapshot.tokens.generation > from.generation) return;
+      await this.#persist(tokens, snapshot.revision);
+    };
+    write().catch(() => {});
+  }
+
   /** Forgets the current token: the next request gets a new one (the stored refresh token is kept). */
   invalidate(): void {
     const tokens = this.#memory;
@@ -478,6 +500,10 @@ export class TokenManager {
       }
       this.#emit({ action: 'requesting', generation: base?.generation });
       if (base?.refreshToken && this.#o.grant.refresh) return await this.#refreshWith(base, snapshot, handle, failed);
+      if (base && this.#o.grant.renew && base.expiresAt > this.#o.now()) {
+        const renewed = await this.#renew(base);
+        if (renewed) return await this.#store(renewed, base, snapshot.revision, failed, false, handle);
+      }
       return await this.#reauthenticate(base, snapshot.revision, failed, handle);
     } catch (error) {
       if (error instanceof StoreUnavailableError) return this.#offline(error);
@@ -574,6 +600,18 @@ export class TokenManager {
     handle: LockHandle,
   ): Promise<TokenSet> {
     return this.#store(await this.#login(), base, expected, failed, false, handle);
+  }
+
+  /** The grant's own renewal of a live token; undefined when the server refused it (a login follows). */
+  async #renew(base: TokenSet): Promise<TokenInput | undefined> {
+    const renew = this.#o.grant.renew as NonNullable<Grant['renew']>;
+    try {
+      return await this.#paced(() => renew({ fetch: this.#fetch }, base));
+    } catch (error) {
+      if (!(error instanceof AuthError) || error.status === undefined || isRateLimited(error)) throw error;
+      this.#emit({ action: 'renew-refused', generation: base.generation, error });
+      return undefined;
+    }
   }
 
   /** The primary grant. */
@@ -790,7 +828,7 @@ export class TokenManager {
     return snapshot;
   }
 
-  #adopt(tokens: TokenSet, action: 'loaded' | 'stored' | 'obtained'): TokenSet {
+  #adopt(tokens: TokenSet, action: 'loaded' | 'stored' | 'obtained' | 'rotated'): TokenSet {
     const previous = this.#memory;
     const now = this.#o.now();
     const lifetime = Math.max(0, tokens.expiresAt - now);

@@ -54,6 +54,8 @@ export type SluiceEvent =
         | 'store-entry-ignored'
         | 'store-write-failed'
         | 'refresh-token-lost'
+        | 'renew-refused'
+        | 'rotated'
         | 'rate-limited'
         | 'lock-lost'
         | 'requesting'

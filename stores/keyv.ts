@@ -1,4 +1,4 @@
-import type Keyv from 'keyv';
+import Keyv from 'keyv';
 import { ConfigError, StoreUnavailableError } from '../src/errors.js';
 import { own } from '../src/own.js';
 import { type Lock, readCompareWrite, revisionOf, type TokenStore } from '../src/store.js';
@@ -59,7 +59,31 @@ function guardDeserialize(keyv: Keyv): void {
  */
 export function keyvTokenStore(keyv: Keyv, given: KeyvTokenStoreOptions = {}): TokenStore {
   const options = own(given);
-  return keyvStore(keyv, options);
+  return keyvStore(canonicalView(keyv), options);
+}
+
+/**
+ * Sluice's key scheme on any Keyv: the token key (`sluice:token:<hash>`) under the Keyv's namespace,
+ * prefixed exactly once, by the adapter where it prefixes keys itself (`<ns>::sluice:token:...` on
+ * @keyv/redis) and by Keyv otherwise (`<ns>:sluice:token:...` on @keyv/postgres and the rest), in
+ * Keyv's default JSON. That is what `redisTokenStore` and `postgresTokenStore` write for the same
+ * namespace, whatever `useKeyPrefix`, serializer or compression the caller's Keyv has: the store
+ * works on its own Keyv over the same adapter and namespace, and leaves the caller's untouched.
+ */
+export function canonicalView(keyv: Keyv): Keyv {
+  if (!keyv || typeof keyv.get !== 'function' || typeof keyv.store !== 'object' || keyv.store === null) {
+    throw new ConfigError('keyvTokenStore needs a Keyv instance');
+  }
+  const adapter = keyv.store as { keyPrefixSeparator?: unknown; namespace?: unknown };
+  const namespace = keyv.namespace;
+  if (!(adapter instanceof Map) && (typeof namespace !== 'string' || namespace === '')) {
+    throw new ConfigError(
+      "keyvTokenStore: give the Keyv a namespace (new Keyv({ store, namespace: 'sluice' })): without one its keys mix with every other key in the database, and no other Sluice process finds them",
+    );
+  }
+  const prefixesItself = typeof adapter.keyPrefixSeparator === 'string';
+  // An undefined namespace (a Map) stays undefined: Keyv's default would re-prefix the caller's keys.
+  return new Keyv({ store: keyv.store, namespace: namespace as string, useKeyPrefix: !prefixesItself });
 }
 
 /**
@@ -104,6 +128,7 @@ export function keyvStore(
   const local = serializedFor(keyv.opts.store);
   return {
     shared,
+    namespace: shared ? keyv.namespace : undefined,
     atomicSwap: engine !== undefined || !shared,
     get,
     set,

@@ -10,8 +10,10 @@ export interface PostgresLockOptions {
   queryTimeoutMs?: number;
   /** First and longest pause between attempts while waiting, in ms. @default [25, 200] */
   poll?: readonly [number, number];
-  /** Mixed into every lock id, so apps sharing one database do not contend. @default 'sluice:' */
-  prefix?: string;
+  /** The namespace of the token store this lock goes with: lock ids are hashes of `<namespace>:<name>`. @default 'sluice' */
+  namespace?: string | undefined;
+  /** Mixed into every lock id in place of the namespace (the namespace check is then skipped). */
+  prefix?: string | undefined;
 }
 
 /** A lock name as the signed 64-bit key advisory locks take, and as pg_locks shows it (two oids). */
@@ -38,7 +40,9 @@ const CHECK = `SELECT set_config('idle_in_transaction_session_timeout', $1, true
  */
 export function postgresLock(pool: Pool, given: PostgresLockOptions = {}): Lock {
   const options = own(given);
-  const { queryTimeoutMs = 2000, poll = [25, 200], prefix = 'sluice:' } = options;
+  const { queryTimeoutMs = 2000, poll = [25, 200] } = options;
+  const namespace = options.prefix === undefined ? (options.namespace ?? 'sluice') : undefined;
+  const prefix = options.prefix ?? `${namespace}:`;
   if (!pool || typeof pool.connect !== 'function') throw new ConfigError('postgresLock needs a pg Pool');
   if (!(queryTimeoutMs > 0)) throw new ConfigError('postgresLock: queryTimeoutMs must be positive');
   checkPoll('postgresLock', poll);

@@ -128,13 +128,14 @@ export function postgresTokenStore(url: string, given: PostgresTokenStoreOptions
       { ...options, timeoutMs, shared: true },
       { rawKey: (key) => `${namespace}:${key}`, swap },
     );
-    const lock = postgresLock(pool, { queryTimeoutMs: timeoutMs, ...options, prefix: `${namespace}:` });
+    const lock = postgresLock(pool, { queryTimeoutMs: timeoutMs, ...options, prefix: undefined, namespace });
     return { inner, pool, lock };
   })();
   opened.catch(() => {});
   // Loading the modules is not the store being slow; each query has its own deadline.
   const store: TokenStore = {
     shared: true,
+    namespace,
     get: async (key) => (await opened).inner.get(key),
     set: async (key, value, ttl) => (await opened).inner.set(key, value, ttl),
     delete: async (key) => (await opened).inner.delete(key),
@@ -143,6 +144,7 @@ export function postgresTokenStore(url: string, given: PostgresTokenStoreOptions
   };
   const lock: Lock = {
     shared: true,
+    namespace,
     acquire: async (name: string, acquire: AcquireOptions) => (await opened).lock.acquire(name, acquire),
   };
   let closing: Promise<void> | undefined;

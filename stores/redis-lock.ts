@@ -13,8 +13,13 @@ export interface RedisCommander {
 }
 
 export interface RedisLockOptions {
-  /** Prefix of lock keys. @default 'sluice:lock:' */
-  prefix?: string;
+  /**
+   * The namespace of the token store this lock goes with: lock keys are `<namespace>:lock:<name>`, the
+   * scheme every Sluice store follows. @default 'sluice'
+   */
+  namespace?: string | undefined;
+  /** Prefix of lock keys, in place of the namespace's (the namespace check is then skipped). */
+  prefix?: string | undefined;
   /** Longest wait for one Redis command, in ms. @default 1000 */
   commandTimeoutMs?: number;
   /** First and longest pause between attempts while waiting, in ms (backoff with jitter between). @default [25, 200] */
@@ -34,7 +39,9 @@ const EXTEND =
  */
 export function redisLock(client: RedisCommander, given: RedisLockOptions = {}): Lock {
   const options = own(given);
-  const { prefix = 'sluice:lock:', commandTimeoutMs = 1000, poll = [25, 200] } = options;
+  const { commandTimeoutMs = 1000, poll = [25, 200] } = options;
+  const namespace = options.prefix === undefined ? (options.namespace ?? 'sluice') : undefined;
+  const prefix = options.prefix ?? `${namespace}:lock:`;
   if (!client || typeof client.sendCommand !== 'function') throw new ConfigError('redisLock needs a node-redis client');
   if (!(commandTimeoutMs > 0)) throw new ConfigError(`redisLock: commandTimeoutMs must be positive`);
   checkPoll('redisLock', poll);
@@ -43,6 +50,7 @@ export function redisLock(client: RedisCommander, given: RedisLockOptions = {}):
 
   return {
     shared: true,
+    namespace,
     async acquire(name: string, acquire: AcquireOptions) {
       checkAcquire('redisLock', acquire);
       const { ttlMs, waitMs, signal } = acquire;

@@ -93,6 +93,7 @@ export function redisTokenStore(url: string, given: RedisTokenStoreOptions = {})
   };
   const store: TokenStore = {
     shared: true,
+    namespace,
     async get(key) {
       return (await connected()).inner.get(key);
     },
@@ -111,7 +112,7 @@ export function redisTokenStore(url: string, given: RedisTokenStoreOptions = {})
     {
       sendCommand: async (args) => (await connected()).client.sendCommand(args),
     },
-    { commandTimeoutMs: timeoutMs, ...options, prefix: `${namespace}:lock:` },
+    { commandTimeoutMs: timeoutMs, ...options, prefix: undefined, namespace },
   );
   return {
     store,

@@ -3,14 +3,20 @@
  * token lives in a shared store. Started by test/helpers/fleet.ts with a job in argv; says `ready` after
  * its first good response, stops on `stop` (or after `maxSeconds`), and reports its counts over IPC.
  */
+
+import KeyvPostgres from '@keyv/postgres';
+import KeyvRedis from '@keyv/redis';
+import Keyv from 'keyv';
+import pg from 'pg';
 import { clientCredentials, createClient, customGrant, passwordGrant, type SluiceEvent } from '../../src/index.js';
-import { postgresTokenStore, redisTokenStore } from '../../stores/index.js';
+import { keyvTokenStore, postgresLock, postgresTokenStore, redisLock, redisTokenStore } from '../../stores/index.js';
 
 export interface FleetJob {
   id: number;
   apiURL: string;
   tokenURL: string;
-  engine: 'redis' | 'postgres';
+  /** `keyv-*`: a Keyv the user built by hand (default `useKeyPrefix`, their own table), with its lock. */
+  engine: 'redis' | 'postgres' | 'keyv-redis' | 'keyv-postgres';
   storeURL: string;
   namespace: string;
   loops: number;
@@ -38,10 +44,34 @@ export interface FleetReport {
 }
 
 const job = JSON.parse(process.argv[2] ?? '{}') as FleetJob;
+function handBuilt() {
+  const { namespace } = job;
+  if (job.engine === 'keyv-redis') {
+    const adapter = new KeyvRedis(job.storeURL);
+    const keyv = new Keyv({ store: adapter, namespace });
+    return {
+      store: keyvTokenStore(keyv),
+      lock: redisLock(adapter.client as unknown as Parameters<typeof redisLock>[0], { namespace }),
+      close: () => keyv.disconnect(),
+    };
+  }
+  const keyv = new Keyv({ store: new KeyvPostgres({ uri: job.storeURL, table: 'sluice_tokens' }), namespace });
+  const pool = new pg.Pool({ connectionString: job.storeURL, max: 2 });
+  return {
+    store: keyvTokenStore(keyv),
+    lock: postgresLock(pool, { namespace }),
+    close: async () => {
+      await keyv.disconnect();
+      await pool.end();
+    },
+  };
+}
 const shared =
   job.engine === 'redis'
     ? redisTokenStore(job.storeURL, { namespace: job.namespace })
-    : postgresTokenStore(job.storeURL, { namespace: job.namespace });
+    : job.engine === 'postgres'
+      ? postgresTokenStore(job.storeURL, { namespace: job.namespace })
+      : handBuilt();
 // Each worker names itself to the token server (extraParams), which would make it a credential of its
 // own: one custom grant identity over it keeps the fleet on one store key.
 const named =
