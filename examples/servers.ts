@@ -45,7 +45,8 @@ interface Issued {
   revoked: boolean;
 }
 
-function listen(server: Server): Promise<{ url: string; close(): Promise<void> }> {
+/** Listens on 127.0.0.1, an ephemeral port; `close` destroys open sockets and closes the server. */
+export function listen(server: Server): Promise<{ url: string; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   server.on('connection', (socket) => {
     sockets.add(socket);

@@ -3,6 +3,7 @@ import { ConfigError, StoreUnavailableError } from '../src/errors.js';
 import { own } from '../src/own.js';
 import { type Lock, readCompareWrite, revisionOf, type TokenStore } from '../src/store.js';
 import { type EncryptionKeys, encryption } from './encryption.js';
+import { type RedisLockOptions, redisLock } from './redis-lock.js';
 import { bounded } from './timeout.js';
 
 export interface KeyvTokenStoreOptions {
@@ -60,6 +61,30 @@ function guardDeserialize(keyv: Keyv): void {
 export function keyvTokenStore(keyv: Keyv, given: KeyvTokenStoreOptions = {}): TokenStore {
   const options = own(given);
   return keyvStore(canonicalView(keyv), options);
+}
+
+interface RedisAdapterLike {
+  getClient?: () => Promise<{ sendCommand(args: string[]): Promise<unknown> }>;
+  isCluster?: () => boolean;
+}
+
+/**
+ * The lock that goes with a Keyv on `@keyv/redis` (a single Redis, Sentinel-less): `redisLock` on the
+ * Keyv's own connection, in the Keyv's namespace, so its keys follow the same scheme as the tokens'.
+ * For other adapters pass the engine's lock with the same `namespace` (`postgresLock(pool, { namespace })`).
+ */
+export function keyvRedisLock(keyv: Keyv, options: Omit<RedisLockOptions, 'namespace' | 'prefix'> = {}): Lock {
+  const adapter = keyv?.store as RedisAdapterLike | undefined;
+  if (typeof adapter?.getClient !== 'function' || adapter.isCluster?.() !== false) {
+    throw new ConfigError(
+      'keyvRedisLock needs a Keyv on @keyv/redis with a single Redis; otherwise pass redisLock(client)',
+    );
+  }
+  const connect = adapter.getClient.bind(adapter);
+  return redisLock(
+    { sendCommand: async (args) => (await connect()).sendCommand(args) },
+    { ...own(options), namespace: keyv.namespace },
+  );
 }
 
 /**

@@ -9,7 +9,13 @@ import KeyvRedis from '@keyv/redis';
 import Keyv from 'keyv';
 import pg from 'pg';
 import { clientCredentials, createClient, customGrant, passwordGrant, type SluiceEvent } from '../../src/index.js';
-import { keyvTokenStore, postgresLock, postgresTokenStore, redisLock, redisTokenStore } from '../../stores/index.js';
+import {
+  keyvRedisLock,
+  keyvTokenStore,
+  postgresLock,
+  postgresTokenStore,
+  redisTokenStore,
+} from '../../stores/index.js';
 
 export interface FleetJob {
   id: number;
@@ -51,7 +57,7 @@ function handBuilt() {
     const keyv = new Keyv({ store: adapter, namespace });
     return {
       store: keyvTokenStore(keyv),
-      lock: redisLock(adapter.client as unknown as Parameters<typeof redisLock>[0], { namespace }),
+      lock: keyvRedisLock(keyv),
       close: () => keyv.disconnect(),
     };
   }

@@ -9,7 +9,7 @@ import Keyv from 'keyv';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startApiServer, startAuthServer } from '../../examples/servers.js';
 import { ConfigError, clientCredentials, createClient } from '../../src/index.js';
-import { keyvTokenStore, redisLock, redisTokenStore } from '../../stores/index.js';
+import { keyvRedisLock, keyvTokenStore, redisLock, redisTokenStore } from '../../stores/index.js';
 import { startFleet } from '../helpers/fleet.js';
 import type { FleetJob } from '../helpers/fleet-worker.js';
 import { needs, POSTGRES_URL, REDIS_URL } from '../helpers/services.js';
@@ -177,7 +177,8 @@ describe('refused at construction', () => {
     ).toThrow(/lock's namespace "sluice" is not the store's "billing"/);
   });
 
-  it('not a Keyv at all', () => {
+  it('not a Keyv at all; keyvRedisLock on a Keyv that is not on Redis', () => {
     expect(() => keyvTokenStore({} as Keyv)).toThrow(ConfigError);
+    expect(() => keyvRedisLock(new Keyv({ namespace: 'x' }))).toThrow(/needs a Keyv on @keyv\/redis/);
   });
 });

@@ -1,29 +1,8 @@
 /** Small helpers shared by the recipe mocks: listen on an ephemeral port, read a body, answer JSON. */
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
-/** Listens on 127.0.0.1:0; `close` destroys open sockets and closes the server. */
-export function listen(server: Server): Promise<{ url: string; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      resolve({
-        url: `http://127.0.0.1:${port}`,
-        close: () =>
-          new Promise<void>((done) => {
-            for (const socket of sockets) socket.destroy();
-            server.close(() => done());
-          }),
-      });
-    });
-  });
-}
+export { listen } from '../../servers.js';
 
 /** Reads a request body as text. */
 export function readBody(request: IncomingMessage): Promise<string> {
