@@ -4,6 +4,7 @@ import { originGuard } from '../middleware/auth.js';
 import { bindCredentials } from '../middleware/credentials.js';
 import { errors } from '../middleware/errors.js';
 import { logEvents, logging } from '../middleware/logging.js';
+import { pace } from '../middleware/pace.js';
 import { redirects } from '../middleware/redirects.js';
 import { type RetryOptions, retry } from '../middleware/retry.js';
 import { keyvTokenStore } from '../stores/keyv.js';
@@ -54,6 +55,13 @@ export interface ChainOptions {
   tls?: TlsOptions;
   /** undici transport: connections per origin. @default 128 */
   connections?: number;
+  /**
+   * Client-side pacing, opt-in: once an answer says an origin's limit is spent until T (remaining 0
+   * with a reset, a 429 or a `Retry-After`), later calls to it send nothing before T. `'wait'` holds
+   * them (through the retry policy, within each call's budget and `retry.maxRetryAfter`); `'fail'`
+   * fails them at once with `RateLimitError` (`RATE_LIMIT_PACED`). @default false
+   */
+  paceRateLimits?: 'wait' | 'fail' | false;
   /** Credentials: one layer, or several (e.g. a gateway API key plus an OAuth token). */
   auth?: AuthOptions | readonly AuthOptions[];
   /**
@@ -156,6 +164,10 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
   }
   if (!parts.withoutErrors) defaults.push(errors());
   defaults.push(retry(retryOptions(options)));
+  const { paceRateLimits = false } = options;
+  if (paceRateLimits !== false && paceRateLimits !== 'wait' && paceRateLimits !== 'fail')
+    throw new ConfigError(`paceRateLimits must be 'wait', 'fail' or false, got ${String(paceRateLimits)}`);
+  if (paceRateLimits) defaults.push(pace({ mode: paceRateLimits }));
   defaults.push(...(authLayers?.above ?? []));
   const maxRedirects = options.maxRedirects ?? 10;
   if (maxRedirects > 0)

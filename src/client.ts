@@ -142,6 +142,7 @@ const CLIENT_OPTIONS = new Set<string>([
   'crossOriginRedirectBody',
   'redact',
   'maxResponseBytes',
+  'paceRateLimits',
 ]);
 
 export function validateClientOptions(options: object, extra: readonly string[] = []): void {

@@ -17,6 +17,11 @@ export interface PaginateOptions<T> extends Omit<RequestOptions, 'method' | 'bod
   pageParam?: string;
   perPageParam?: string;
   perPage?: number;
+  /**
+   * `'page'`: the response header holding the total item count; the pages stop once that many items
+   * came (no extra request for an empty page). @default 'x-total-count'
+   */
+  totalHeader?: string;
   /** `'cursor'`: the body field holding the next cursor and the query parameter it goes in. @default 'next_cursor', 'cursor' */
   cursorField?: string;
   cursorParam?: string;
@@ -71,6 +76,7 @@ export async function* paginate<T>(
     pageParam = 'page',
     perPageParam = 'per_page',
     perPage = 100,
+    totalHeader = 'x-total-count',
     cursorField = 'next_cursor',
     cursorParam = 'cursor',
     maxPages = 1000,
@@ -83,10 +89,12 @@ export async function* paginate<T>(
   let query: Record<string, QueryValue> = { ...request.query };
   if (next === 'page') query = { ...query, [pageParam]: query[pageParam] ?? 1, [perPageParam]: perPage };
   let given = 0;
+  let received = 0;
   for (let page = 0; page < maxPages; page++) {
     request.signal?.throwIfAborted();
     const response = await raw(target, { ...request, query });
     const found = items(response.data, response) as readonly T[];
+    received += found.length;
     for (const item of found) {
       if (given >= maxItems) return;
       given++;
@@ -96,7 +104,9 @@ export async function* paginate<T>(
     if (typeof next === 'function') after = next(response, found);
     else if (next === 'link') after = nextLink(response.headers.get('link'));
     else if (next === 'page') {
-      after = found.length < perPage ? undefined : { query: { ...query, [pageParam]: Number(query[pageParam]) + 1 } };
+      const total = Number(response.headers.get(totalHeader) ?? Number.NaN);
+      const done = found.length < perPage || (Number.isSafeInteger(total) && received >= total);
+      after = done ? undefined : { query: { ...query, [pageParam]: Number(query[pageParam]) + 1 } };
     } else {
       const data = response.data as Record<string, unknown> | undefined;
       const cursor =

@@ -80,6 +80,47 @@ describe('paginate', () => {
     expect(s.requests).toBe(3 + 2 + 1);
   });
 
+  it('page/per_page stops when X-Total-Count items came, without asking for an empty page', async () => {
+    const s = await servers.start((request, response) => {
+      const page = Number(new URL(request.url, 'http://x').searchParams.get('page'));
+      json(response, 200, page <= 2 ? numbers((page - 1) * 3, 3) : [], { 'x-total-count': '6' });
+    });
+    const items = await client(s.url).paginateAll('volumes', { next: 'page', perPage: 3 });
+    expect(items).toHaveLength(6);
+    expect(s.requests).toBe(2);
+  });
+
+  it('an abort mid-iteration ends it with an AbortError, in flight or between pages', async () => {
+    const controller = new AbortController();
+    const s = await servers.start((request, response) => {
+      const page = Number(new URL(request.url, 'http://x').searchParams.get('page') ?? 1);
+      const answer = () =>
+        json(response, 200, numbers(page * 10, 10), { link: `</list?page=${page + 1}>; rel="next"` });
+      if (page === 3) setTimeout(answer, 2000);
+      else answer();
+    });
+    const seen: number[] = [];
+    const iterating = (async () => {
+      for await (const item of client(s.url).paginate<{ n: number }>('list', { signal: controller.signal })) {
+        seen.push(item.n);
+      }
+    })();
+    while (s.requests < 3) await new Promise((resolve) => setTimeout(resolve, 10));
+    const started = Date.now();
+    controller.abort();
+    const error = await rejection(iterating);
+    expect(error).toMatchObject({ name: 'AbortError' });
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(seen).toHaveLength(20);
+    expect(s.requests).toBe(3);
+    // Aborted before the first page: nothing is sent.
+    const before = s.requests;
+    await expect(client(s.url).paginateAll('list', { signal: controller.signal })).rejects.toMatchObject({
+      name: 'AbortError',
+    });
+    expect(s.requests).toBe(before);
+  });
+
   it('a next link to another origin is refused: the key never leaves the API origin', async () => {
     const other = await servers.start((_, response) => json(response, 200, []));
     const s = await servers.start((_, response) =>

@@ -104,3 +104,52 @@ describe('a saved token set seeds the client after a restart (fitbit-style)', ()
     expect(forms.map((form) => form.get('refresh_token'))).toEqual(['rt-saved']);
   });
 });
+
+describe('client-side pacing (paceRateLimits)', () => {
+  /** The first answer spends the limit (200 with remaining 0, reset in 1 s); later ones are fine. */
+  async function spentServer() {
+    return servers.start((_, response, index) => {
+      json(response, 200, { index }, index === 0 ? quota(0, 1) : quota(10));
+    });
+  }
+
+  it("'wait': a later call to that origin sends nothing before the reset, then goes through", async () => {
+    const s = await spentServer();
+    const api = createClient({ baseURL: s.url, paceRateLimits: 'wait' });
+    clients.push(api);
+    await api.get('a');
+    const started = Date.now();
+    expect(await api.get('b')).toEqual({ index: 1 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(400);
+    expect(s.requests).toBe(2);
+    expect(s.seen[1]?.at).toBeGreaterThanOrEqual(started + 400);
+  });
+
+  it("'fail': a later call fails at once with RateLimitError RATE_LIMIT_PACED, nothing sent; without pacing it is sent", async () => {
+    const s = await spentServer();
+    const api = createClient({ baseURL: s.url, paceRateLimits: 'fail' });
+    clients.push(api);
+    await api.get('a');
+    const started = Date.now();
+    const error = await rejection(api.get('b'));
+    expect(error).toBeInstanceOf(RateLimitError);
+    expect(error).toMatchObject({ code: 'RATE_LIMIT_PACED', status: 429 });
+    expect((error as RateLimitError).retryAfter).toBeGreaterThan(0);
+    expect(Date.now() - started).toBeLessThan(200);
+    expect(s.requests).toBe(1);
+    const plain = client(s.url);
+    await plain.get('c');
+    expect(s.requests).toBe(2);
+  });
+
+  it("'wait' within the call's budget only: a reset past the deadline fails as a rate limit, nothing sent", async () => {
+    const s = await servers.start((_, response) => json(response, 429, {}, { 'retry-after': '30' }));
+    const api = createClient({ baseURL: s.url, paceRateLimits: 'wait', retry: { limit: 0 } });
+    clients.push(api);
+    await rejection(api.get('a'));
+    const error = await rejection(api.get('b', { deadline: 500 }));
+    expect(error).toBeInstanceOf(RateLimitError);
+    expect(s.requests).toBe(1);
+    expect(() => createClient({ baseURL: s.url, paceRateLimits: 'always' as 'wait' })).toThrow(/paceRateLimits/);
+  });
+});
