@@ -321,12 +321,23 @@ export class TokenManager {
    */
   rotated(from: TokenSet, input: TokenInput): void {
     if (this.#memory && this.#memory.generation !== from.generation) return;
-    const tokens = toTokenSet(
-      { ...input, refreshToken: input.refreshToken || from.refreshToken },
-      from.generation + 1,
-      this.#o.defaultLifetime,
-      this.#o.now(),
-    );
+    let tokens: TokenSet;
+    try {
+      tokens = toTokenSet(
+        { ...input, refreshToken: input.refreshToken || from.refreshToken },
+        from.generation + 1,
+        this.#o.defaultLifetime,
+        this.#o.now(),
+      );
+    } catch (error) {
+      // A value no header can carry: the response stands, the credential stays as it was.
+      this.#emit({
+        action: 'failed',
+        reason: 'a rotated credential was not usable; kept the current one',
+        error: error as SluiceError,
+      });
+      return;
+    }
     this.#adopt(tokens, 'rotated');
     const write = async () => {
       const snapshot = await this.#read();

@@ -151,6 +151,28 @@ describe('cookieSession', () => {
     expect(server.seen.filter((seen) => seen.url === '/api/login')).toHaveLength(1);
   });
 
+  it('a rotated cookie with a control character is ignored: the response stands, the session stays', async () => {
+    let calls = 0;
+    const server = await startServer((request, response) => {
+      if (request.url === '/login') {
+        response.writeHead(204, { 'set-cookie': 'SID=good; Path=/' });
+        response.end();
+        return;
+      }
+      calls++;
+      // A tab passes HTTP and the cookie parser, but no token may carry a control character.
+      json(response, 200, { cookie: request.headers.cookie }, calls === 1 ? { 'set-cookie': 'SID=bad\tvalue' } : {});
+    });
+    closers.push(server.close);
+    const client = createClient({
+      baseURL: server.url,
+      auth: { grant: cookieSession({ loginURL: `${server.url}/login`, cookies: ['SID'] }) },
+    });
+    closers.push(() => client.close());
+    expect(await client.get('a')).toEqual({ cookie: 'SID=good' });
+    expect(await client.get('b')).toEqual({ cookie: 'SID=good' });
+  });
+
   it('a cookie the server deletes ends the session: the next call logs in again, with no 401', async () => {
     const server = await sessionServer({ endOn: '/logout' });
     closers.push(server.close);
