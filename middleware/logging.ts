@@ -1,7 +1,45 @@
+import { Console } from 'node:console';
 import { own } from '../src/own.js';
 import { redactHeaders, redactText, redactUrl, redactValue } from '../src/redact.js';
 import type { HttpRequest } from '../src/request.js';
 import type { EventSink, Logger, Middleware, SluiceEvent } from '../src/types.js';
+
+/**
+ * Calls `logger` the way it reads best: pino and plain `(fields, message)` loggers get the fields
+ * first (structured); winston gets the message first (its first argument is the message, the object
+ * its metadata); a Node `Console` gets one line, the message then the fields as JSON.
+ */
+export function adaptLogger(logger: Logger, level: 'debug' | 'info' = 'info'): Logger {
+  const known = adapted.get(logger);
+  if (known && level === 'info') return known;
+  let result = logger;
+  if (logger instanceof Console || logger === globalThis.console) {
+    // A Console has no levels of its own: debug lines are written only with logLevel 'debug'.
+    const target = logger as unknown as Record<keyof Logger, (line: string) => void>;
+    const line = (name: keyof Logger) => (fields: object, message?: string) =>
+      target[name](`${message ?? ''} ${JSON.stringify(fields)}`);
+    result = {
+      debug: level === 'debug' ? line('debug') : () => {},
+      info: line('info'),
+      warn: line('warn'),
+      error: line('error'),
+    };
+  } else if (isWinston(logger)) {
+    const target = logger as unknown as Record<keyof Logger, (message: string, meta: object) => void>;
+    const flip = (level: keyof Logger) => (fields: object, message?: string) => target[level](message ?? '', fields);
+    result = { debug: flip('debug'), info: flip('info'), warn: flip('warn'), error: flip('error') };
+  }
+  if (level === 'info') adapted.set(logger, result);
+  return result;
+}
+
+const adapted = new WeakMap<Logger, Logger>();
+
+/** winston's Logger: a transport-based logger whose first argument is the message. */
+function isWinston(logger: Logger): boolean {
+  const candidate = logger as unknown as Record<string, unknown>;
+  return typeof candidate.add === 'function' && typeof candidate.configure === 'function' && 'transports' in candidate;
+}
 
 /** Token events an operator should see: something failed, and the fleet is working around it. */
 const WARN_ACTIONS = new Set([
@@ -12,6 +50,9 @@ const WARN_ACTIONS = new Set([
   'rate-limited',
   'lock-lost',
 ]);
+
+/** Token events worth an info line: this process has a new token. */
+const INFO_ACTIONS = new Set(['obtained', 'stored']);
 
 export interface LoggingOptions {
   /** pino, console, winston, or anything with debug/info/warn/error. */
@@ -51,16 +92,22 @@ function describe(event: SluiceEvent): [level: keyof Logger, fields: object, mes
     case 'token': {
       const { error, ...rest } = event;
       const fields = error ? { ...rest, code: error.code, message: error.message } : rest;
-      if (event.action === 'requesting' || event.action === 'received')
-        return ['debug', fields, `token ${event.action}`];
-      const level = WARN_ACTIONS.has(event.action) ? 'warn' : event.action === 'refresh-token-lost' ? 'error' : 'info';
+      // One info line per new token (where it was obtained); the steps to it are debug.
+      const level = WARN_ACTIONS.has(event.action)
+        ? 'warn'
+        : event.action === 'refresh-token-lost'
+          ? 'error'
+          : INFO_ACTIONS.has(event.action)
+            ? 'info'
+            : 'debug';
       return [level, fields, `token ${event.action}${event.reason ? `: ${event.reason}` : ''}`];
     }
   }
 }
 
 /** An event listener that writes one structured line per event; all fields are already redacted. */
-export function logEvents({ logger }: LoggingOptions): EventSink {
+export function logEvents(options: LoggingOptions): EventSink {
+  const logger = adaptLogger(options.logger, options.level);
   return function logEvent(event) {
     const [level, fields, message] = describe(event);
     logger[level](event.type === 'attempt' ? fields : { sluice: event.type, ...fields }, message);
@@ -87,7 +134,8 @@ function describeBody(request: HttpRequest): unknown {
  */
 export function logging(given: LoggingOptions): Middleware {
   const options = own(given);
-  const { logger, level = 'info' } = options;
+  const { level = 'info' } = options;
+  const logger = adaptLogger(options.logger, level);
   const log = logEvents(options);
   const tees = new WeakMap<EventSink, EventSink>();
   const sinkFor = (parent: EventSink | undefined): EventSink => {

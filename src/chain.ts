@@ -11,7 +11,7 @@ import { keyvTokenStore } from '../stores/keyv.js';
 import { memoryLock } from '../stores/memory-lock.js';
 import { type AuthControl, type AuthOptions, buildAuthLayers } from './auth-setup.js';
 import { compose, instrument } from './compose.js';
-import { ConfigError } from './errors.js';
+import { ClosedError, ConfigError } from './errors.js';
 import { own } from './own.js';
 import { addSecretNames } from './redact.js';
 import type { TokenStore } from './store.js';
@@ -157,7 +157,7 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
     }
     defaults.push(logging({ logger, level: logLevel }));
     // Token events happen outside any one request: they reach the logger through the hub.
-    const logToken = logEvents({ logger });
+    const logToken = logEvents({ logger, level: logLevel });
     listeners.push((event) => {
       if (event.type === 'token') logToken(event);
     });
@@ -189,12 +189,15 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
   const { middleware } = options;
   const list = typeof middleware === 'function' ? middleware(defaults) : (middleware ?? defaults);
   if (!Array.isArray(list)) throw new ConfigError('middleware must be an array of functions, or return one');
-  let run: Next;
+  let composed: Next;
   try {
-    run = compose(list, instrument(transport.send));
+    composed = compose(list, instrument(transport.send));
   } catch (error) {
     throw new ConfigError((error as Error).message);
   }
+  let closing: Promise<void> | undefined;
+  const run: Next = (request) =>
+    closing ? Promise.reject(new ClosedError({ method: request.method, url: request.url })) : composed(request);
   return {
     run,
     transport,
@@ -203,11 +206,15 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
     },
     auth: authLayers?.control,
     mayReceiveCredentials: originGuard(origins),
-    async close() {
-      // Token requests in flight are ended first: the transport's close waits for what is still running.
-      const auth = authLayers?.close();
-      await transport.close();
-      await auth;
+    close() {
+      // Once: later calls are ClosedError, a second close() is the first one's promise. Token requests
+      // in flight are ended first: the transport's close waits for what is still running.
+      closing ??= (async () => {
+        const auth = authLayers?.close();
+        await transport.close();
+        await auth;
+      })();
+      return closing;
     },
     subscribe(listener) {
       listeners.push(listener);

@@ -250,6 +250,14 @@ export class AuthError extends SluiceError {
 }
 
 /** An option is invalid; thrown when the client or middleware is created. */
+/** A call made after `close()`: the client's connections and token requests are gone. */
+export class ClosedError extends SluiceError {
+  override name = 'ClosedError';
+  constructor(details: ErrorDetails = {}) {
+    super('the client is closed: create a new one to send more requests', { code: 'ERR_CLIENT_CLOSED', ...details });
+  }
+}
+
 export class ConfigError extends SluiceError {
   override name = 'ConfigError';
   constructor(message: string) {

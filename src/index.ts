@@ -17,6 +17,7 @@ export {
   AuthError,
   BadRequestError,
   BodyNotReplayableError,
+  ClosedError,
   ConfigError,
   ConflictError,
   ForbiddenError,

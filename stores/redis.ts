@@ -53,6 +53,10 @@ export function redisTokenStore(url: string, given: RedisTokenStoreOptions = {})
     throw new ConfigError('redisTokenStore: url must look like redis://host:6379');
   }
   const socket = { connectTimeout: Math.max(timeoutMs, 1000), reconnectStrategy };
+  // A script that forgets close() still exits: the connection does not keep the process alive while
+  // idle, only while a command (or the wait for the connection) is out.
+  let busy = 0;
+  let idle: { ref(): void; unref(): void } | undefined;
   // One connection for tokens and lock, opened once, here (loading @keyv/redis, an optional peer), and
   // every call waits for it within its deadline: concurrent first calls must not each try to open it.
   const opened = (async () => {
@@ -63,6 +67,8 @@ export function redisTokenStore(url: string, given: RedisTokenStoreOptions = {})
     );
     const client = createClient({ url, socket, disableOfflineQueue: true });
     client.on('error', () => {});
+    idle = client;
+    if (busy === 0) client.unref();
     const opening = client.connect().catch(() => undefined);
     const adapter = new KeyvRedis(client, { namespace, throwOnErrors: true, throwOnConnectError: true });
     const keyv = new Keyv({ store: adapter, namespace, useKeyPrefix: false });
@@ -91,26 +97,26 @@ export function redisTokenStore(url: string, given: RedisTokenStoreOptions = {})
       return connection;
     });
   };
+  const use = async <T>(work: (connection: Awaited<typeof opened>) => Promise<T>): Promise<T> => {
+    if (busy++ === 0) idle?.ref();
+    try {
+      return await work(await connected());
+    } finally {
+      if (--busy === 0) idle?.unref();
+    }
+  };
   const store: TokenStore = {
     shared: true,
     namespace,
-    async get(key) {
-      return (await connected()).inner.get(key);
-    },
-    async set(key, value, ttl) {
-      return (await connected()).inner.set(key, value, ttl);
-    },
-    async delete(key) {
-      return (await connected()).inner.delete(key);
-    },
+    get: (key) => use((connection) => connection.inner.get(key)),
+    set: (key, value, ttl) => use((connection) => connection.inner.set(key, value, ttl)),
+    delete: (key) => use((connection) => connection.inner.delete(key)),
     atomicSwap: true,
-    async swap(key, value, expected, ttl) {
-      return (await connected()).inner.swap(key, value, expected, ttl);
-    },
+    swap: (key, value, expected, ttl) => use((connection) => connection.inner.swap(key, value, expected, ttl)),
   };
   const lock = redisLock(
     {
-      sendCommand: async (args) => (await connected()).client.sendCommand(args),
+      sendCommand: (args) => use((connection) => connection.client.sendCommand(args)),
     },
     { commandTimeoutMs: timeoutMs, ...options, prefix: undefined, namespace },
   );

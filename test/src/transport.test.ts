@@ -9,6 +9,7 @@ import {
   AbortError,
   attemptSignal,
   BodyNotReplayableError,
+  ClosedError,
   createClient,
   fetchTransport,
   HttpRequest,
@@ -63,9 +64,9 @@ describe('undici transport', () => {
     const before = echo.requests;
     await api.close();
     const error = await rejection(api.get('b'));
-    expect(error).toBeInstanceOf(SluiceError);
+    expect(error).toBeInstanceOf(ClosedError);
     expect(error).not.toBeInstanceOf(NetworkError);
-    expect(error).toMatchObject({ code: 'ERR_CLIENT_CLOSED', retryable: false, attempts: 1 });
+    expect(error).toMatchObject({ code: 'ERR_CLIENT_CLOSED', retryable: false, attempts: 0 });
     expect(echo.requests).toBe(before);
   });
 
