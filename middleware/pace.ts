@@ -1,7 +1,7 @@
 import { httpErrorFor } from '../src/errors.js';
 import { HttpResponse } from '../src/response.js';
 import type { Middleware } from '../src/types.js';
-import { retryAfterMs } from './retry.js';
+import { PACED, retryAfterMs } from './retry.js';
 
 export interface PaceOptions {
   /**
@@ -47,7 +47,7 @@ export function pace({ mode, now = Date.now }: PaceOptions): Middleware {
             retryable: false,
           });
         }
-        return new HttpResponse({
+        const answer = new HttpResponse({
           status: 429,
           statusText: 'Too Many Requests',
           headers,
@@ -55,13 +55,19 @@ export function pace({ mode, now = Date.now }: PaceOptions): Middleware {
           body: null,
           request,
         });
+        PACED.add(answer);
+        return answer;
       }
       until.delete(origin);
     }
     const response = await next(request);
     if (response.status >= 400 || response.headers.has('x-ratelimit-remaining') || response.headers.has('ratelimit')) {
       const wait = retryAfterMs(response, now());
-      if (wait !== undefined && wait > 0) until.set(origin, now() + wait);
+      if (wait !== undefined && wait > 0) {
+        // Bounded: a client that meets many rate-limited hosts forgets those whose reset has passed.
+        if (until.size >= 256) for (const [key, at] of until) if (at <= now()) until.delete(key);
+        if (until.size < 4096) until.set(origin, now() + wait);
+      }
     }
     return response;
   };

@@ -89,6 +89,9 @@ export function retryAfterMs(response: HttpResponse, now = Date.now()): number |
   return reset !== undefined && reset > 1e12 ? Math.max(0, reset - now) : reset;
 }
 
+/** Answers the client-side pacer made up: nothing was sent, so any method may try again after the wait. */
+export const PACED = new WeakSet<HttpResponse>();
+
 /** A response that should be retried, thrown so that p-retry sees a failed attempt. */
 class RetryableResponse extends Error {
   readonly response: HttpResponse;
@@ -154,8 +157,10 @@ export function retry(given: RetryOptions = {}): Middleware {
       const response = failure instanceof RetryableResponse ? failure.response : undefined;
       const error = response ? undefined : toSluiceError(failure, request, request.signal);
       if (error && (!error.retryable || error instanceof AbortError)) return false;
-      // Anything that may have reached the server is sent again only when that is safe.
-      if (!idempotent && !(error instanceof NetworkError && !error.sent)) return false;
+      // Anything that may have reached the server is sent again only when that is safe; a request the
+      // client-side pacer held back was never sent.
+      const unsent = (error instanceof NetworkError && !error.sent) || (response !== undefined && PACED.has(response));
+      if (!idempotent && !unsent) return false;
       // The store and its lock wait had their own deadline already, and the token endpoint has its own
       // retries (auth.retry): retrying the call would multiply them.
       if (error instanceof StoreUnavailableError || error instanceof AuthError) return false;
@@ -193,7 +198,11 @@ export function retry(given: RetryOptions = {}): Middleware {
     const attempt = async () => {
       const response = await runAttempt(request, next, attemptMs, deadlineAt, totalMs);
       // 409 with an Idempotency-Key: a request with the same key is still being processed; ask again.
-      if (idempotent && (statusSet.has(response.status) || (keyed && response.status === 409) || isRateLimit(response)))
+      if (
+        (idempotent &&
+          (statusSet.has(response.status) || (keyed && response.status === 409) || isRateLimit(response))) ||
+        PACED.has(response)
+      )
         throw new RetryableResponse(response);
       return response;
     };

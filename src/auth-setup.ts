@@ -22,8 +22,9 @@ export interface AuthOptions {
   /** Origins besides the baseURL's that may receive the credential, e.g. `['https://uploads.example.com']`. */
   origins?: readonly string[];
   /**
-   * Statuses that mean "credential refused". A refusal whose `WWW-Authenticate` names only schemes other
-   * than this layer's (a gateway's `Key` when this layer sends `Bearer`) is left to the layer it names.
+   * Statuses that mean "credential refused". With several layers, a refusal whose `WWW-Authenticate`
+   * names only schemes other than this layer's (a gateway's `Key` when this layer sends `Bearer`) is
+   * left to the layer it names.
    * @default [401]
    */
   refreshOn?: readonly number[];
@@ -204,8 +205,10 @@ export function buildAuthLayers(
         origins,
         ...(layer.refreshOn ? { statuses: layer.refreshOn } : {}),
         ...(layer.shouldRefresh ? { shouldRefresh: layer.shouldRefresh } : {}),
-        // Refusals naming only another scheme (a gateway's `Key`) are not this layer's to refresh.
-        scheme: placement ? ('scheme' in placement ? placement.scheme : undefined) : 'Bearer',
+        // With several layers, a refusal naming only another scheme (a gateway's `Key`) is not this
+        // layer's to refresh. A single layer refreshes on any refusal, whatever challenge it carries.
+        scheme:
+          layers.length < 2 ? undefined : placement ? ('scheme' in placement ? placement.scheme : undefined) : 'Bearer',
       }),
     );
     below.push(auth({ credential: manager, origins }));

@@ -2,7 +2,6 @@ import { type Cookie, parseCookie } from 'undici';
 import { AuthError, ConfigError } from './errors.js';
 import type { Grant, Placement, StaticCredential } from './grants.js';
 import { own, placementOf } from './own.js';
-import { isSecretName } from './redact.js';
 
 /** A fixed token: a personal access token, a service token. Sent as `Authorization: <scheme> <token>` by default. */
 export function staticToken(token: string, options: { header?: string; scheme?: string } = {}): StaticCredential {
@@ -158,7 +157,8 @@ export function cookieSession(given: CookieSessionOptions): Grant {
         const cookie = parseCookie(line);
         if (!cookie?.name || !(jar.has(cookie.name) || wanted?.has(cookie.name))) continue;
         const ends = cookieExpiry(cookie, now);
-        if (cookie.value === '' || (ends !== undefined && !(ends > now))) {
+        // An unreadable date (NaN) is no expiry, not a deletion.
+        if (cookie.value === '' || (ends !== undefined && ends <= now)) {
           // The server ended the session: the next request logs in again.
           changed = jar.delete(cookie.name) || changed;
           expiresAt = now;
@@ -182,14 +182,20 @@ function checkedURL(value: string): string {
   }
 }
 
-/** The non-secret fields of a static login body (a user name): two users never share one session. */
+/** Login fields that say who logs in (never how): they tell two sessions on one login URL apart. */
+const WHO =
+  /^(?:user(?:_?name)?|login|email|account|org(?:_?id)?|organi[sz]ation(?:_?id)?|tenant(?:_?id)?|domain|realm|client_?id)$/i;
+
+/**
+ * The fields of a static login body that name the user, org or tenant: two users never share one
+ * session, and nothing that could be a password (whatever its field is called) reaches the store key.
+ */
 function shapeOf(body: CookieSessionOptions['body']): string | undefined {
   if (body === undefined || typeof body === 'function') return undefined;
   const entries = body instanceof URLSearchParams ? [...body] : Object.entries(body);
   const shaping = entries
-    .filter(([name, value]) => !isSecretName(name) && typeof value !== 'object')
-    .map(([name, value]) => [name, String(value)]);
-  return shaping.length > 0
-    ? JSON.stringify(shaping.sort(([a], [b]) => ((a as string) < (b as string) ? -1 : 1)))
-    : undefined;
+    .filter(([name, value]) => WHO.test(name) && (typeof value === 'string' || typeof value === 'number'))
+    .map(([name, value]) => `${name}=${String(value)}`)
+    .sort();
+  return shaping.length > 0 ? JSON.stringify(shaping) : undefined;
 }

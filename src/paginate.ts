@@ -18,8 +18,9 @@ export interface PaginateOptions<T> extends Omit<RequestOptions, 'method' | 'bod
   perPageParam?: string;
   perPage?: number;
   /**
-   * `'page'`: the response header holding the total item count; the pages stop once that many items
-   * came (no extra request for an empty page). @default 'x-total-count'
+   * `'page'`: a response header holding the total item count (e.g. `'x-total-count'`): the pages stop
+   * once that many items came, without asking for an empty page. Only for APIs whose count is exact:
+   * a capped count would end the pages early. @default none (stop at a short or empty page)
    */
   totalHeader?: string;
   /** `'cursor'`: the body field holding the next cursor and the query parameter it goes in. @default 'next_cursor', 'cursor' */
@@ -76,7 +77,7 @@ export async function* paginate<T>(
     pageParam = 'page',
     perPageParam = 'per_page',
     perPage = 100,
-    totalHeader = 'x-total-count',
+    totalHeader,
     cursorField = 'next_cursor',
     cursorParam = 'cursor',
     maxPages = 1000,
@@ -104,8 +105,9 @@ export async function* paginate<T>(
     if (typeof next === 'function') after = next(response, found);
     else if (next === 'link') after = nextLink(response.headers.get('link'));
     else if (next === 'page') {
-      const total = Number(response.headers.get(totalHeader) ?? Number.NaN);
-      const done = found.length < perPage || (Number.isSafeInteger(total) && received >= total);
+      const count = totalHeader === undefined ? null : response.headers.get(totalHeader);
+      const total = count !== null && /^\s*\d{1,15}\s*$/.test(count) ? Number(count) : Number.POSITIVE_INFINITY;
+      const done = found.length < perPage || received >= total;
       after = done ? undefined : { query: { ...query, [pageParam]: Number(query[pageParam]) + 1 } };
     } else {
       const data = response.data as Record<string, unknown> | undefined;

@@ -320,7 +320,10 @@ export class TokenManager {
    * that has moved on since `from` wins over it.
    */
   rotated(from: TokenSet, input: TokenInput): void {
-    if (this.#memory && this.#memory.generation !== from.generation) return;
+    // Only over the very token the request carried, still live: not over a newer one, nor one that
+    // invalidate() ended while the response was on its way.
+    const memory = this.#memory;
+    if (!memory || memory.generation !== from.generation || !(memory.expiresAt > this.#o.now())) return;
     let tokens: TokenSet;
     try {
       tokens = toTokenSet(
@@ -340,9 +343,18 @@ export class TokenManager {
     }
     this.#adopt(tokens, 'rotated');
     const write = async () => {
-      const snapshot = await this.#read();
-      if (snapshot.tokens && snapshot.tokens.generation > from.generation) return;
-      await this.#persist(tokens, snapshot.revision);
+      // A store without a compare-and-set on the server is only safe to write under the lock.
+      const handle = this.#o.store.atomicSwap
+        ? undefined
+        : await this.#o.lock.acquire(`${this.key}:lock`, { ttlMs: this.#o.lockTtl, waitMs: this.#o.lockWait });
+      if (!this.#o.store.atomicSwap && !handle) return;
+      try {
+        const snapshot = await this.#read();
+        if (snapshot.tokens && snapshot.tokens.generation > from.generation) return;
+        await this.#persist(tokens, snapshot.revision);
+      } finally {
+        await handle?.release().catch(() => {});
+      }
     };
     write().catch(() => {});
   }

@@ -60,7 +60,53 @@ function guardDeserialize(keyv: Keyv): void {
  */
 export function keyvTokenStore(keyv: Keyv, given: KeyvTokenStoreOptions = {}): TokenStore {
   const options = own(given);
-  return keyvStore(canonicalView(keyv), options);
+  const store = keyvStore(canonicalView(keyv), options);
+  const legacy = legacyView(keyv);
+  if (!legacy) return store;
+  // Before this key scheme, a Keyv with useKeyPrefix on over @keyv/redis wrote `<ns>::<ns>:sluice:…`.
+  // An entry found only there is read (and then written under the scheme's key), so an upgrade or a
+  // rolling deploy keeps its tokens, refresh tokens included.
+  const old = keyvStore(legacy, { ...options, shared: store.shared });
+  return {
+    ...store,
+    async get(key) {
+      const value = await store.get(key);
+      return value === undefined ? old.get(key) : value;
+    },
+    async swap(key, value, expected, ttlMs) {
+      if (await store.swap(key, value, expected, ttlMs)) return true;
+      // The revision expected may be the old entry's: then the write moves it to the scheme's key.
+      if (expected === undefined || revisionOf(await old.get(key)) !== expected) return false;
+      if (!(await store.swap(key, value, undefined, ttlMs))) return false;
+      await old.delete(key).catch(() => {});
+      return true;
+    },
+  };
+}
+
+/** One Keyv per adapter, namespace and prefixing: each Keyv adds a listener to its adapter. */
+const views = new WeakMap<object, Map<string, Keyv>>();
+function viewOf(store: object, namespace: string | undefined, useKeyPrefix: boolean): Keyv {
+  let byName = views.get(store);
+  if (!byName) {
+    byName = new Map();
+    views.set(store, byName);
+  }
+  const name = `${useKeyPrefix}:${namespace ?? ''}`;
+  let view = byName.get(name);
+  if (!view) {
+    // An undefined namespace (a Map) stays undefined: Keyv's default would re-prefix the caller's keys.
+    view = new Keyv({ store, namespace: namespace as string, useKeyPrefix });
+    byName.set(name, view);
+  }
+  return view;
+}
+
+/** Where the caller's Keyv itself put entries, when that is not the scheme's key; else undefined. */
+function legacyView(keyv: Keyv): Keyv | undefined {
+  const adapter = keyv.store as { keyPrefixSeparator?: unknown };
+  if (typeof adapter.keyPrefixSeparator !== 'string' || !keyv.useKeyPrefix || !keyv.namespace) return undefined;
+  return viewOf(keyv.store, keyv.namespace, true);
 }
 
 interface RedisAdapterLike {
@@ -107,8 +153,7 @@ export function canonicalView(keyv: Keyv): Keyv {
     );
   }
   const prefixesItself = typeof adapter.keyPrefixSeparator === 'string';
-  // An undefined namespace (a Map) stays undefined: Keyv's default would re-prefix the caller's keys.
-  return new Keyv({ store: keyv.store, namespace: namespace as string, useKeyPrefix: !prefixesItself });
+  return viewOf(keyv.store, namespace, !prefixesItself);
 }
 
 /**

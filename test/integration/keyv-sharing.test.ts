@@ -8,8 +8,9 @@ import KeyvRedis, { createClient as createRedis } from '@keyv/redis';
 import Keyv from 'keyv';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startApiServer, startAuthServer } from '../../examples/servers.js';
-import { ConfigError, clientCredentials, createClient } from '../../src/index.js';
+import { ConfigError, clientCredentials, createClient, passwordGrant } from '../../src/index.js';
 import { keyvRedisLock, keyvTokenStore, redisLock, redisTokenStore } from '../../stores/index.js';
+import { keyvStore } from '../../stores/keyv.js';
 import { startFleet } from '../helpers/fleet.js';
 import type { FleetJob } from '../helpers/fleet-worker.js';
 import { needs, POSTGRES_URL, REDIS_URL } from '../helpers/services.js';
@@ -69,17 +70,17 @@ describe('a hand-built Keyv and the Sluice stores share one token across process
   }, 40_000);
 });
 
-describe('the key scheme', () => {
-  async function keysIn(namespace: string): Promise<string[]> {
-    const client = createRedis({ url: REDIS_URL });
-    await client.connect();
-    try {
-      return (await client.keys(`*${namespace}*`)).sort();
-    } finally {
-      await client.close();
-    }
+async function keysIn(namespace: string): Promise<string[]> {
+  const client = createRedis({ url: REDIS_URL });
+  await client.connect();
+  try {
+    return (await client.keys(`*${namespace}*`)).filter((key) => !key.includes(':lock:')).sort();
+  } finally {
+    await client.close();
   }
+}
 
+describe('the key scheme', () => {
   it.each([
     ['useKeyPrefix on (Keyv default)', true],
     ['useKeyPrefix off', false],
@@ -156,6 +157,50 @@ describe('the key scheme', () => {
   });
 });
 
+describe('an upgrade keeps its tokens', () => {
+  it("an entry the caller's Keyv wrote before the scheme (<ns>::<ns>:sluice:token:…) is read, then moved on the next write", async () => {
+    const auth = await startAuthServer({ refreshTokens: true });
+    const api = await startApiServer({ auth });
+    closers.push(auth.close, api.close);
+    const namespace = unique('upgrade');
+    const grant = passwordGrant({
+      tokenURL: auth.tokenURL,
+      clientId: 'app',
+      clientSecret: 'app-secret',
+      username: 'alice',
+      password: 'wonderland',
+    });
+    const keyvs = [1, 2].map(() => new Keyv({ store: new KeyvRedis(REDIS_URL), namespace }));
+    closers.push(async () => {
+      for (const keyv of keyvs) await keyv.disconnect();
+    });
+    const [oldKeyv, newKeyv] = keyvs as [Keyv, Keyv];
+    // What keyvTokenStore did before: the caller's Keyv itself, with its own prefixing.
+    const before = createClient({
+      baseURL: api.url,
+      auth: { grant, store: keyvStore(oldKeyv, {}), lock: keyvRedisLock(oldKeyv) },
+    });
+    await before.get('/whoami');
+    await before.close();
+    expect(await keysIn(namespace)).toEqual([
+      expect.stringMatching(new RegExp(`^${namespace}::${namespace}:sluice:token:`)),
+    ]);
+    const tokensBefore = auth.counts.token;
+    const after = createClient({
+      baseURL: api.url,
+      auth: { grant, store: keyvTokenStore(newKeyv), lock: keyvRedisLock(newKeyv) },
+    });
+    closers.push(() => after.close());
+    await after.get('/whoami');
+    expect(auth.counts.token).toBe(tokensBefore); // found, not fetched again
+    after.auth?.invalidate();
+    await after.get('/whoami'); // refreshed with the stored refresh token, written under the scheme's key
+    expect(auth.counts.refresh).toBe(1);
+    expect(auth.counts.reuse).toBe(0);
+    expect(await keysIn(namespace)).toEqual([expect.stringMatching(new RegExp(`^${namespace}::sluice:token:`))]);
+  });
+});
+
 describe('refused at construction', () => {
   it('a shared Keyv without a namespace: its keys would mix with everything else in the database', () => {
     const adapter = new KeyvRedis(REDIS_URL);
@@ -175,6 +220,15 @@ describe('refused at construction', () => {
     expect(() =>
       createClient({ baseURL: 'https://api.example', auth: { grant, store: keyvTokenStore(keyv), lock } }),
     ).toThrow(/lock's namespace "sluice" is not the store's "billing"/);
+  });
+
+  it('one listener on the adapter however many stores are made over one Keyv', () => {
+    const adapter = new KeyvRedis(REDIS_URL);
+    const keyv = new Keyv({ store: adapter, namespace: 'listeners' });
+    closers.push(() => keyv.disconnect());
+    const before = adapter.listenerCount('error');
+    for (let i = 0; i < 50; i++) keyvTokenStore(keyv);
+    expect(adapter.listenerCount('error') - before).toBeLessThanOrEqual(2);
   });
 
   it('not a Keyv at all; keyvRedisLock on a Keyv that is not on Redis', () => {

@@ -173,6 +173,42 @@ describe('cookieSession', () => {
     expect(await client.get('b')).toEqual({ cookie: 'SID=good' });
   });
 
+  it('a rotation that arrives after invalidate() does not bring the old session back; an unreadable Expires is no deletion', async () => {
+    let logins = 0;
+    const server = await startServer((request, response) => {
+      if (request.url === '/login') {
+        logins++;
+        response.writeHead(204, { 'set-cookie': `SID=s${logins}; Path=/` });
+        response.end();
+        return;
+      }
+      if (request.url === '/slow') {
+        setTimeout(() => json(response, 200, {}, { 'set-cookie': `SID=late${logins}; Path=/` }), 150);
+        return;
+      }
+      if (request.url === '/odd') {
+        json(response, 200, {}, { 'set-cookie': `SID=odd${logins}; Expires=not a date; Path=/` });
+        return;
+      }
+      json(response, 200, { cookie: request.headers.cookie });
+    });
+    closers.push(server.close);
+    const client = createClient({
+      baseURL: server.url,
+      auth: { grant: cookieSession({ loginURL: `${server.url}/login`, cookies: ['SID'] }) },
+    });
+    closers.push(() => client.close());
+    await client.get('me');
+    const slow = client.get('slow');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    client.auth?.invalidate();
+    await slow;
+    expect(await client.get('me')).toEqual({ cookie: 'SID=s2' });
+    await client.get('odd');
+    expect(await client.get('me')).toEqual({ cookie: 'SID=odd2' });
+    expect(logins).toBe(2);
+  });
+
   it('a cookie the server deletes ends the session: the next call logs in again, with no 401', async () => {
     const server = await sessionServer({ endOn: '/logout' });
     closers.push(server.close);
@@ -201,7 +237,10 @@ describe('cookieSession', () => {
     const ada = cookieSession({ loginURL: 'https://h.example/login', body: { user: 'ada', password: 'a' } });
     const bob = cookieSession({ loginURL: 'https://h.example/login', body: { user: 'bob', password: 'a' } });
     expect(ada.identity).not.toEqual(bob.identity);
-    expect(JSON.stringify(ada.identity)).not.toContain('"a"');
+    // Only fields that say who logs in reach the store key; a PIN or an OTP, whatever its name, does not.
+    const pin = cookieSession({ loginURL: 'https://h.example/login', body: { user: 'ada', pin: '9137', otp: '55' } });
+    expect(JSON.stringify(pin.identity)).toContain('ada');
+    expect(JSON.stringify(pin.identity)).not.toMatch(/9137|55/);
   });
 });
 
@@ -242,6 +281,35 @@ describe('renewal without a refresh token', () => {
 });
 
 describe('several auth layers', () => {
+  it('a single bearer layer still refreshes on a 401 whose challenge names another scheme', async () => {
+    let tokens = 0;
+    const server = await startServer((request, response) => {
+      if (request.url === '/token') {
+        tokens++;
+        return json(response, 200, { access_token: `at${tokens}`, token_type: 'Bearer' });
+      }
+      if (request.headers.authorization !== 'Bearer at2')
+        return json(response, 401, {}, { 'www-authenticate': 'Basic realm="misconfigured"' });
+      json(response, 200, { ok: true });
+    });
+    closers.push(server.close);
+    const client = createClient({
+      baseURL: server.url,
+      auth: {
+        grant: customGrant({
+          id: 'single',
+          obtain: async ({ fetch }) => {
+            const body = (await (await fetch('token', { method: 'POST' })).json()) as { access_token: string };
+            return { accessToken: body.access_token };
+          },
+        }),
+      },
+    });
+    closers.push(() => client.close());
+    expect(await client.get('x')).toEqual({ ok: true });
+    expect(tokens).toBe(2);
+  });
+
   it("a 401 naming only the gateway's scheme is the gateway's: no token request, the API's error as it is", async () => {
     let tokens = 0;
     const server = await startServer((request, response) => {

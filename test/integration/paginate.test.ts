@@ -80,14 +80,21 @@ describe('paginate', () => {
     expect(s.requests).toBe(3 + 2 + 1);
   });
 
-  it('page/per_page stops when X-Total-Count items came, without asking for an empty page', async () => {
+  it('page/per_page with totalHeader stops when that many items came, without asking for an empty page', async () => {
     const s = await servers.start((request, response) => {
       const page = Number(new URL(request.url, 'http://x').searchParams.get('page'));
       json(response, 200, page <= 2 ? numbers((page - 1) * 3, 3) : [], { 'x-total-count': '6' });
     });
-    const items = await client(s.url).paginateAll('volumes', { next: 'page', perPage: 3 });
+    const items = await client(s.url).paginateAll('volumes', {
+      next: 'page',
+      perPage: 3,
+      totalHeader: 'x-total-count',
+    });
     expect(items).toHaveLength(6);
     expect(s.requests).toBe(2);
+    // Without totalHeader (the default), the empty page ends it: one request more.
+    await client(s.url).paginateAll('volumes', { next: 'page', perPage: 3 });
+    expect(s.requests).toBe(2 + 3);
   });
 
   it('an abort mid-iteration ends it with an AbortError, in flight or between pages', async () => {

@@ -125,6 +125,17 @@ describe('client-side pacing (paceRateLimits)', () => {
     expect(s.seen[1]?.at).toBeGreaterThanOrEqual(started + 400);
   });
 
+  it("'wait' holds a POST too: the pacer's answer was never sent, so it is safe to send after the wait", async () => {
+    const s = await spentServer();
+    const api = createClient({ baseURL: s.url, paceRateLimits: 'wait' });
+    clients.push(api);
+    await api.get('a');
+    const started = Date.now();
+    expect(await api.post('b', { body: { n: 1 } })).toEqual({ index: 1 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(400);
+    expect(s.requests).toBe(2);
+  });
+
   it("'fail': a later call fails at once with RateLimitError RATE_LIMIT_PACED, nothing sent; without pacing it is sent", async () => {
     const s = await spentServer();
     const api = createClient({ baseURL: s.url, paceRateLimits: 'fail' });

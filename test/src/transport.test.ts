@@ -14,7 +14,6 @@ import {
   fetchTransport,
   HttpRequest,
   NetworkError,
-  SluiceError,
   TimeoutError,
   undiciTransport,
 } from '../../src/index.js';
