@@ -10,6 +10,7 @@ import { type RetryOptions, retry } from '../middleware/retry.js';
 import { keyvTokenStore } from '../stores/keyv.js';
 import { memoryLock } from '../stores/memory-lock.js';
 import { type AuthControl, type AuthOptions, buildAuthLayers } from './auth-setup.js';
+import { eventsSubscribed, publishEvent, traced } from './channels.js';
 import { compose, instrument } from './compose.js';
 import { ClosedError, ConfigError } from './errors.js';
 import { own } from './own.js';
@@ -143,8 +144,10 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
   }
   const hub: EventSink = (event: SluiceEvent) => {
     for (const listener of listeners) listener(event);
+    publishEvent(event);
   };
-  const events = () => (listeners.length > 0 ? hub : undefined);
+  // Events are produced only for someone: a listener, or a subscriber to a sluice:* channel.
+  const events = () => (listeners.length > 0 || eventsSubscribed() ? hub : undefined);
   const transport = pickTransport(options);
   const authLayers = options.auth
     ? buildAuthLayers(options.auth, parts, transport, events, { store: defaultStore, lock: memoryLock })
@@ -195,9 +198,10 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
   } catch (error) {
     throw new ConfigError((error as Error).message);
   }
+  const tracedRun = traced(composed);
   let closing: Promise<void> | undefined;
   const run: Next = (request) =>
-    closing ? Promise.reject(new ClosedError({ method: request.method, url: request.url })) : composed(request);
+    closing ? Promise.reject(new ClosedError({ method: request.method, url: request.url })) : tracedRun(request);
   return {
     run,
     transport,
