@@ -15,7 +15,7 @@ const NAMES = [
   'sluice:reissue',
   'sluice:token',
 ];
-const closers: (() => Promise<unknown> | void)[] = [];
+const closers: (() => unknown)[] = [];
 afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
 });
