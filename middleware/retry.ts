@@ -9,7 +9,7 @@ import {
   StoreUnavailableError,
 } from '../src/errors.js';
 import { toSluiceError } from '../src/normalize.js';
-import { own } from '../src/own.js';
+import { checkNames, own } from '../src/own.js';
 import { redactUrl } from '../src/redact.js';
 import type { HttpRequest } from '../src/request.js';
 import { type HttpResponse, parseDelaySeconds, parseRetryAfter } from '../src/response.js';
@@ -30,28 +30,28 @@ export interface RetryDecision {
 
 export interface RetryOptions {
   /** Retries after the first attempt. @default 2 */
-  limit?: number;
+  limit?: number | undefined;
   /**
    * Methods retried without an Idempotency-Key. Other methods are retried only when nothing was sent
    * (`NetworkError` with `sent: false`: refused, DNS, connect timeout). @default ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']
    */
-  methods?: readonly string[];
+  methods?: readonly string[] | undefined;
   /** Statuses that are retried. @default [408, 429, 500, 502, 503, 504] */
-  statuses?: readonly number[];
+  statuses?: readonly number[] | undefined;
   /** First backoff step in ms; the wait is random in [0, min(maxDelay, baseDelay * 2^n)]. @default 300 */
-  baseDelay?: number;
+  baseDelay?: number | undefined;
   /** @default 10000 */
-  maxDelay?: number;
+  maxDelay?: number | undefined;
   /** A Retry-After (or RateLimit-Reset) longer than this fails at once instead of waiting. @default 60000 */
-  maxRetryAfter?: number;
+  maxRetryAfter?: number | undefined;
   /** Per-attempt timeout in ms, a fresh timer for each attempt. @default 30000 */
-  timeout?: number;
+  timeout?: number | undefined;
   /** Total deadline across all attempts and waits, in ms. @default Infinity */
-  deadline?: number;
+  deadline?: number | undefined;
   /** Last word on a retry Sluice would make; return false to stop. */
-  shouldRetry?: (decision: RetryDecision) => boolean | Promise<boolean>;
+  shouldRetry?: ((decision: RetryDecision) => boolean | Promise<boolean>) | undefined;
   /** Source of randomness for the jitter, for tests. @default Math.random */
-  random?: () => number;
+  random?: (() => number) | undefined;
 }
 
 /** Remaining requests the server reports (`X-RateLimit-Remaining`, `RateLimit-Remaining`, `RateLimit: ...;r=N`). */
@@ -120,8 +120,22 @@ function sleep(ms: number, request: HttpRequest): Promise<void> {
 const IDEMPOTENT = ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'];
 const RETRY_STATUSES = [408, 429, 500, 502, 503, 504];
 
+const RETRY_OPTIONS: ReadonlySet<string> = new Set([
+  'limit',
+  'methods',
+  'statuses',
+  'baseDelay',
+  'maxDelay',
+  'maxRetryAfter',
+  'timeout',
+  'deadline',
+  'shouldRetry',
+  'random',
+]);
+
 export function retry(given: RetryOptions = {}): Middleware {
   const options = own(given);
+  checkNames('retry', options, RETRY_OPTIONS);
   const {
     limit = 2,
     methods = IDEMPOTENT,

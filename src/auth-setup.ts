@@ -9,68 +9,68 @@ import type { Lock, TokenStore } from './store.js';
 import { createTokenFetch, type TokenFetchOptions } from './token-fetch.js';
 import type { TokenInput, TokenSet } from './token-set.js';
 import { TokenManager } from './tokens.js';
-import type { EventSink, Middleware, Transport } from './types.js';
+import type { EventSink, HeadersInput, Middleware, Transport } from './types.js';
 
 /** One credential layer of a client. */
 export interface AuthOptions {
   /** `clientCredentials(...)`, `passwordGrant(...)`, `customGrant(...)`, `cookieSession(...)`, or a static credential. */
   grant: Grant | StaticCredential;
   /** Where tokens are kept and shared: a TokenStore from `sluice/stores` (e.g. `redisTokenStore(url).store`). @default process memory */
-  store?: TokenStore;
+  store?: TokenStore | undefined;
   /** The lock that makes one holder refresh. Pass the one that goes with a shared store. @default in-process */
-  lock?: Lock;
+  lock?: Lock | undefined;
   /** Origins besides the baseURL's that may receive the credential, e.g. `['https://uploads.example.com']`. */
-  origins?: readonly string[];
+  origins?: readonly string[] | undefined;
   /**
    * Statuses that mean "credential refused". With several layers, a refusal whose `WWW-Authenticate`
    * names only schemes other than this layer's (a gateway's `Key` when this layer sends `Bearer`) is
    * left to the layer it names.
    * @default [401]
    */
-  refreshOn?: readonly number[];
+  refreshOn?: readonly number[] | undefined;
   /** Let a grant whose placement is `{ query }` put its access token in the URL (RFC 6750 2.3 advises against it). @default false */
-  allowTokenInQuery?: boolean;
-  shouldRefresh?: (response: HttpResponse, request: HttpRequest) => boolean | Promise<boolean>;
+  allowTokenInQuery?: boolean | undefined;
+  shouldRefresh?: ((response: HttpResponse, request: HttpRequest) => boolean | Promise<boolean>) | undefined;
   /** Refresh this long before expiry, in ms. @default 60000 */
-  skew?: number;
+  skew?: number | undefined;
   /** Random extra skew per process, in ms. @default 30000 */
-  jitter?: number;
+  jitter?: number | undefined;
   /** Assumed lifetime when the token response has no `expires_in`, in ms. @default 3600000 */
-  defaultLifetime?: number;
+  defaultLifetime?: number | undefined;
   /** @default 10000 */
-  lockTtl?: number;
+  lockTtl?: number | undefined;
   /** @default 20000 */
-  lockWait?: number;
+  lockWait?: number | undefined;
   /** Largest token response accepted, in bytes. @default 65536 */
-  maxTokenResponseBytes?: number;
+  maxTokenResponseBytes?: number | undefined;
   /**
    * Time limit of one token request (connect, headers, body), in ms. A caller never waits past its own
    * attempt timeout or deadline for it: the refresh goes on for the others, bounded by this. @default 10000
    */
-  timeout?: number;
+  timeout?: number | undefined;
   /**
    * Token requests retried after a network failure, a timeout or a 5xx (a refresh token only when it
    * surely was not sent, or on a 503): one refusal costs at most `retry + 1` token requests, never
    * multiplied by the call's own retries. @default 2
    */
-  retry?: number;
+  retry?: number | undefined;
   /**
    * After a refresh whose answer was lost, present the same refresh token once more. Only for servers
    * with a documented reuse grace window (Okta, Auth0 rotation overlap). @default false
    */
-  retryLostRefresh?: boolean;
+  retryLostRefresh?: boolean | undefined;
   /** Longest token-endpoint cool-down (429 `Retry-After`) a call waits out, in ms. @default 60000 */
-  maxRateLimitWait?: number;
+  maxRateLimitWait?: number | undefined;
   /**
    * A token set you saved (from `onTokenChange`), used when the store has none: after a restart the
    * client starts from it instead of spending a refresh token or logging in again.
    */
-  initial?: TokenInput;
+  initial?: TokenInput | undefined;
   /**
    * Called when the client closes: `auth: { grant, ...redisTokenStore(url) }` hands the store's
    * connections to the client this way. Pass `{ store, lock }` alone to share one store among clients.
    */
-  close?: () => Promise<void>;
+  close?: (() => Promise<void>) | undefined;
 }
 
 /** What `api.auth` offers. */
@@ -126,7 +126,7 @@ export interface AuthDefaults {
 /** Turns `auth` options into refresh middleware (above redirects) and auth middleware (below). */
 export function buildAuthLayers(
   given: AuthOptions | readonly AuthOptions[],
-  client: { baseURL?: string | undefined; headers?: HeadersInit | undefined },
+  client: { baseURL?: string | undefined; headers?: HeadersInput | undefined },
   transport: Transport,
   events: () => EventSink | undefined,
   defaults: AuthDefaults,
@@ -259,14 +259,18 @@ function tokenEndpointOptions(layer: AuthOptions): TokenFetchOptions {
 }
 
 /** The client's default headers as pairs, read through own properties only. */
-function headerPairs(given: HeadersInit | undefined): [string, string][] {
+function headerPairs(given: HeadersInput | undefined): [string, string][] {
   if (given === undefined) return [];
   const init = given instanceof Headers || Array.isArray(given) ? given : own(given as Record<string, string>);
   return [...new Headers(init)];
 }
 
-function pick<T extends object, K extends keyof T>(source: T, keys: readonly K[]): Partial<Pick<T, K>> {
-  const out: Partial<Pick<T, K>> = {};
-  for (const key of keys) if (source[key] !== undefined) out[key] = source[key];
+/** The given fields that are set (an `undefined` is left out, as if it were not given). */
+function pick<T extends object, K extends keyof T>(
+  source: T,
+  keys: readonly K[],
+): { [P in K]?: Exclude<T[P], undefined> } {
+  const out: { [P in K]?: Exclude<T[P], undefined> } = {};
+  for (const key of keys) if (source[key] !== undefined) out[key] = source[key] as Exclude<T[K], undefined>;
   return out;
 }

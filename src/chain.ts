@@ -17,60 +17,60 @@ import { own } from './own.js';
 import { addSecretNames } from './redact.js';
 import type { TokenStore } from './store.js';
 import { fetchTransport, type TlsOptions, undiciTransport } from './transport.js';
-import type { EventSink, Logger, Middleware, Next, SluiceEvent, Transport } from './types.js';
+import type { EventSink, HeadersInput, Logger, Middleware, Next, SluiceEvent, Transport } from './types.js';
 
 export interface ChainOptions {
   /** Per-attempt timeout in ms. @default 30000 */
-  timeout?: number;
+  timeout?: number | undefined;
   /** Total deadline across attempts and waits, in ms. @default Infinity */
-  deadline?: number;
+  deadline?: number | undefined;
   /** Retry settings, a retry limit, or `false` for none. @default { limit: 2 } */
-  retry?: RetryOptions | number | false;
+  retry?: RetryOptions | number | false | undefined;
   /** Redirect hops followed inside the chain; 0 returns 3xx responses as they are. @default 10 */
-  maxRedirects?: number;
+  maxRedirects?: number | undefined;
   /**
    * Follow a 307/308 to another origin with the request body. Off by default: a body (a password, a
    * payment) is not handed to a host the caller never named. @default false
    */
-  crossOriginRedirectBody?: boolean;
+  crossOriginRedirectBody?: boolean | undefined;
   /** pino, console or winston: one line per attempt, retry, redirect and token event. */
-  logger?: Logger;
+  logger?: Logger | undefined;
   /** @default 'info' */
-  logLevel?: 'debug' | 'info';
+  logLevel?: 'debug' | 'info' | undefined;
   /** Receives every event (attempts, retries, redirects, tokens). */
-  onEvent?: EventSink;
+  onEvent?: EventSink | undefined;
   /**
    * Replace the default chain (`[logging, errors, retry, redirects]`), or change it:
    * `middleware: (defaults) => [mine, ...defaults]`.
    */
-  middleware?: readonly Middleware[] | ((defaults: readonly Middleware[]) => readonly Middleware[]);
+  middleware?: (readonly Middleware[] | ((defaults: readonly Middleware[]) => readonly Middleware[])) | undefined;
   /** `'undici'` (default, fastest), `'fetch'` (global fetch, portable), or a transport of your own. */
-  transport?: 'undici' | 'fetch' | Transport;
+  transport?: 'undici' | 'fetch' | Transport | undefined;
   /** A fetch implementation; implies the fetch transport. */
-  fetch?: typeof globalThis.fetch;
+  fetch?: typeof globalThis.fetch | undefined;
   /** undici transport: a dispatcher of your own (not closed by the client). */
-  dispatcher?: import('undici').Dispatcher;
+  dispatcher?: import('undici').Dispatcher | undefined;
   /** undici transport: an HTTP(S) proxy URL. */
-  proxy?: string;
+  proxy?: string | undefined;
   /** undici transport: CA, client certificate, verification. */
-  tls?: TlsOptions;
+  tls?: TlsOptions | undefined;
   /** undici transport: connections per origin. @default 128 */
-  connections?: number;
+  connections?: number | undefined;
   /**
    * Client-side pacing, opt-in: once an answer says an origin's limit is spent until T (remaining 0
    * with a reset, a 429 or a `Retry-After`), later calls to it send nothing before T. `'wait'` holds
    * them (through the retry policy, within each call's budget and `retry.maxRetryAfter`); `'fail'`
    * fails them at once with `RateLimitError` (`RATE_LIMIT_PACED`). @default false
    */
-  paceRateLimits?: 'wait' | 'fail' | false;
+  paceRateLimits?: 'wait' | 'fail' | false | undefined;
   /** Credentials: one layer, or several (e.g. a gateway API key plus an OAuth token). */
-  auth?: AuthOptions | readonly AuthOptions[];
+  auth?: AuthOptions | readonly AuthOptions[] | undefined;
   /**
    * More header, query and body field names that carry secrets: masked in logs, errors and events,
    * and never sent to an origin that is not the API's. Names a credential is placed in are added
    * on their own.
    */
-  redact?: readonly string[];
+  redact?: readonly string[] | undefined;
 }
 
 /** The pieces of the default chain that sit around the auth layers (added by the token code). */
@@ -78,7 +78,7 @@ export interface ChainParts {
   /** The API's base URL: its origin may receive credentials. */
   baseURL?: string | undefined;
   /** The client's default headers: logins through a grant's `context.fetch` carry them too. */
-  headers?: HeadersInit | undefined;
+  headers?: HeadersInput | undefined;
   /** Leave the errors middleware out (createFetch returns error responses as they are). */
   withoutErrors?: boolean;
 }

@@ -1,62 +1,69 @@
 import { fileURLToPath } from 'node:url';
 import { createFetch as createOfetch, FetchError, type FetchOptions } from 'ofetch';
-import type { AuthControl } from './auth-setup.js';
+import type { AuthControl, AuthOptions } from './auth-setup.js';
 import { bufferBody } from './body.js';
 import { buildChain, type Chain, type ChainOptions } from './chain.js';
 import { ConfigError, HttpError, httpErrorFor, SluiceError } from './errors.js';
 import { parseJson, type RequestMeta, toSluiceError } from './normalize.js';
-import { own, ownValue } from './own.js';
+import { checkNames, own, ownValue } from './own.js';
 import { type PaginateOptions, paginate } from './paginate.js';
-import { type CallOptions, type CallState, HttpRequest, type RequestBody, resolveURL } from './request.js';
+import {
+  type CallOptions,
+  type CallState,
+  HttpRequest,
+  REQUEST_OPTIONS,
+  type RequestBody,
+  resolveURL,
+} from './request.js';
 import type { HttpResponse } from './response.js';
-import type { EventSink } from './types.js';
+import type { EventSink, HeadersInput } from './types.js';
 
 export type QueryValue = string | number | boolean | null | undefined | readonly (string | number | boolean)[];
 
 export interface ClientOptions extends ChainOptions {
   /** Joined with relative request paths; must be an absolute http(s) URL. */
-  baseURL?: string;
+  baseURL?: string | undefined;
   /**
    * With a `baseURL`, an absolute URL to an origin that is neither the baseURL's nor in `auth.origins`
    * is refused before anything is sent (`ERR_ORIGIN_NOT_ALLOWED`). `true` lets it go out, with no
    * credential at all. @default false
    */
-  allowAbsoluteUrls?: boolean;
+  allowAbsoluteUrls?: boolean | undefined;
   /**
    * Largest response body read into memory (everything but `responseType: 'stream'`), counted after
    * decompression: a bigger (or endless, or gzip-bomb) body fails with `ERR_RESPONSE_TOO_LARGE` at
    * the cap. @default 67108864 (64 MiB)
    */
-  maxResponseBytes?: number;
+  maxResponseBytes?: number | undefined;
   /** Sent with every request; per-call headers win. */
-  headers?: HeadersInit;
+  headers?: HeadersInput | undefined;
   /** Sent with every request; per-call query wins. */
-  query?: Record<string, QueryValue>;
+  query?: Record<string, QueryValue> | undefined;
 }
 
 export type ResponseType = 'json' | 'text' | 'arrayBuffer' | 'blob' | 'stream';
 
 export interface RequestOptions {
-  method?: string;
-  query?: Record<string, QueryValue>;
-  headers?: HeadersInit;
+  method?: string | undefined;
+  query?: Record<string, QueryValue> | undefined;
+  headers?: HeadersInput | undefined;
   /** JSON-serializable values are sent as JSON; strings, bytes, FormData, URLSearchParams, Blob and streams as they are. */
-  body?: unknown;
+  body?: unknown | undefined;
   /** @default JSON when the response says JSON (or says nothing), text otherwise */
-  responseType?: ResponseType;
-  signal?: AbortSignal;
+  responseType?: ResponseType | undefined;
+  signal?: AbortSignal | undefined;
   /** Per-attempt timeout in ms. */
-  timeout?: number;
+  timeout?: number | undefined;
   /** Total deadline in ms. */
-  deadline?: number;
+  deadline?: number | undefined;
   /** Retries after the first attempt; `false` for none. */
-  retry?: number | false;
+  retry?: number | false | undefined;
   /** Your data, visible to middleware as `request.context`. */
-  context?: Record<string, unknown>;
+  context?: Record<string, unknown> | undefined;
   /** `false`: send no credential. */
-  auth?: boolean;
+  auth?: boolean | undefined;
   /** Buffer a stream body up to this many bytes so it can be re-sent after a retry or a 401. */
-  bufferBody?: number;
+  bufferBody?: number | undefined;
 }
 
 /** The full response, from `raw()` and `head()`. */
@@ -299,6 +306,7 @@ export class SluiceClient {
     method = 'GET',
     body = ownValue(options, 'body'),
   ): Promise<{ view: OfetchResponse }> {
+    checkNames('request', options, REQUEST_OPTIONS);
     const responseType = ownValue(options, 'responseType');
     const call: CallSlot = {
       options: callOptionsOf(options, this.#defaults),
@@ -497,6 +505,13 @@ function unwrap(error: unknown, meta: RequestMeta, response: HttpResponse | unde
 }
 
 /** A client over the default chain (or yours). Invalid options throw `ConfigError` here, not later. */
+/** A client made with `auth`: its `auth` control is there. */
+export type AuthenticatedClient = SluiceClient & { readonly auth: AuthControl };
+
+export function createClient(
+  options: ClientOptions & { auth: AuthOptions | readonly AuthOptions[] },
+): AuthenticatedClient;
+export function createClient(options?: ClientOptions): SluiceClient;
 export function createClient(given: ClientOptions = {}): SluiceClient {
   const options = own(given);
   validateClientOptions(options);

@@ -1,7 +1,7 @@
 import { type Cookie, parseCookie } from 'undici';
 import { AuthError, ConfigError } from './errors.js';
 import type { Grant, Placement, StaticCredential } from './grants.js';
-import { own, placementOf } from './own.js';
+import { checkNames, own, placementOf } from './own.js';
 
 /** A fixed token: a personal access token, a service token. Sent as `Authorization: <scheme> <token>` by default. */
 export function staticToken(token: string, options: { header?: string; scheme?: string } = {}): StaticCredential {
@@ -47,23 +47,23 @@ export interface CookieSessionOptions {
   /** The login endpoint that answers with `Set-Cookie`: absolute, or a path under the client's `baseURL`. */
   loginURL: string;
   /** @default 'POST' */
-  method?: string;
+  method?: string | undefined;
   /** Headers the login needs besides the client's defaults (e.g. `{ 'X-Requested-By': 'ThoughtSpot' }`). */
-  headers?: Record<string, string>;
+  headers?: Record<string, string> | undefined;
   /**
    * The login request body: an object is sent as JSON, URLSearchParams as a form. A function is called
    * at every login (a password read from a secret manager when it is needed).
    */
-  body?: LoginBody | (() => LoginBody | Promise<LoginBody>);
+  body?: (LoginBody | (() => LoginBody | Promise<LoginBody>)) | undefined;
   /** Only keep these cookies (e.g. `['JSESSIONID']`). @default every cookie the login sets */
-  cookies?: readonly string[];
+  cookies?: readonly string[] | undefined;
   /**
    * Names this session in the store key (host, user). No secrets. Required with a relative `loginURL` or
    * a `body` function. @default the login URL and the body's non-secret fields
    */
-  id?: string;
+  id?: string | undefined;
   /** Session lifetime when the cookie carries no Max-Age/Expires, in ms. @default 30 minutes */
-  lifetime?: number;
+  lifetime?: number | undefined;
 }
 
 /** The expiry a cookie states, or undefined. */
@@ -89,8 +89,11 @@ const headerOf = (jar: Map<string, string>) => [...jar].map(([name, value]) => `
  * A login that yields a session cookie, sent as `Cookie` to the API's origins, obtained again after a
  * 401, and kept current when a response rotates it (`Set-Cookie` parsed by undici's cookie parser).
  */
+const COOKIE_SESSION = new Set(['loginURL', 'method', 'headers', 'body', 'cookies', 'id', 'lifetime']);
+
 export function cookieSession(given: CookieSessionOptions): Grant {
   const options = own(given);
+  checkNames('cookieSession', options, COOKIE_SESSION);
   const { loginURL, method = 'POST', body, cookies, lifetime = 30 * 60_000 } = options;
   const headers = options.headers === undefined ? {} : own(options.headers);
   if (typeof loginURL !== 'string' || loginURL.length === 0 || /^(?![a-z][a-z0-9+.-]*:)\/\//i.test(loginURL)) {

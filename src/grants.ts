@@ -1,5 +1,5 @@
 import { AuthError, ConfigError } from './errors.js';
-import { own } from './own.js';
+import { checkNames, own } from './own.js';
 import { isSecretName } from './redact.js';
 import type { TokenFetch } from './token-fetch.js';
 import { parseTokenResponse, type TokenInput, type TokenSet } from './token-set.js';
@@ -54,17 +54,17 @@ type AuthMethod = 'basic' | 'body';
 interface OAuthClient {
   /** The token endpoint, e.g. https://auth.example.com/oauth/token */
   tokenURL: string;
-  clientId?: string;
-  clientSecret?: string;
+  clientId?: string | undefined;
+  clientSecret?: string | undefined;
   /** How the client authenticates: HTTP Basic (RFC 6749 2.3.1) or form fields. @default 'basic' */
-  authMethod?: AuthMethod;
-  scope?: string;
-  audience?: string;
-  resource?: string;
+  authMethod?: AuthMethod | undefined;
+  scope?: string | undefined;
+  audience?: string | undefined;
+  resource?: string | undefined;
   /** Tenant or organisation: part of the token's identity, so tenants never share a token. */
-  tenant?: string;
+  tenant?: string | undefined;
   /** Extra form fields sent with every token request. */
-  extraParams?: Record<string, string>;
+  extraParams?: Record<string, string> | undefined;
 }
 
 function checkURL(name: string, value: unknown): string {
@@ -137,6 +137,24 @@ function refreshWith(client: OAuthClient) {
   };
 }
 
+const OAUTH_CLIENT = [
+  'tokenURL',
+  'clientId',
+  'clientSecret',
+  'authMethod',
+  'scope',
+  'audience',
+  'resource',
+  'tenant',
+  'extraParams',
+];
+const GRANT_OPTIONS: Record<string, ReadonlySet<string>> = {
+  clientCredentials: new Set(OAUTH_CLIENT),
+  passwordGrant: new Set([...OAUTH_CLIENT, 'username', 'password']),
+  refreshTokenGrant: new Set([...OAUTH_CLIENT, 'refreshToken']),
+  customGrant: new Set(['id', 'obtain', 'refresh', 'renew', 'canReauthenticate', 'placement']),
+};
+
 function checkClient(kind: string, client: OAuthClient): OAuthClient {
   const tokenURL = checkURL(`${kind}: tokenURL`, client.tokenURL);
   if (client.authMethod !== undefined && client.authMethod !== 'basic' && client.authMethod !== 'body') {
@@ -147,6 +165,7 @@ function checkClient(kind: string, client: OAuthClient): OAuthClient {
 
 /** OAuth 2.0 client credentials (RFC 6749 4.4), for service-to-service calls. */
 export function clientCredentials(options: OAuthClient & { clientId: string; clientSecret: string }): Grant {
+  checkNames('clientCredentials', options, GRANT_OPTIONS.clientCredentials as ReadonlySet<string>);
   required('clientCredentials', { clientId: options.clientId, clientSecret: options.clientSecret });
   const client = checkClient('clientCredentials', options);
   const { scope, audience, resource } = client;
@@ -160,6 +179,7 @@ export function clientCredentials(options: OAuthClient & { clientId: string; cli
 
 /** OAuth 2.0 resource owner password credentials (RFC 6749 4.3). */
 export function passwordGrant(options: OAuthClient & { username: string; password: string }): Grant {
+  checkNames('passwordGrant', options, GRANT_OPTIONS.passwordGrant as ReadonlySet<string>);
   required('passwordGrant', { username: options.username, password: options.password });
   const client = checkClient('passwordGrant', options);
   const { username, password, scope, audience, resource } = { ...client, ...options };
@@ -177,6 +197,7 @@ export function passwordGrant(options: OAuthClient & { username: string; passwor
  * stored, newest refresh token is always the one used; `refreshToken` here only seeds an empty store.
  */
 export function refreshTokenGrant(options: OAuthClient & { refreshToken: string }): Grant {
+  checkNames('refreshTokenGrant', options, GRANT_OPTIONS.refreshTokenGrant as ReadonlySet<string>);
   required('refreshTokenGrant', { refreshToken: options.refreshToken });
   const client = checkClient('refreshTokenGrant', options);
   const seed = options.refreshToken;
@@ -197,13 +218,14 @@ export interface CustomGrantOptions {
   /** Renews the access token itself (no refresh token), e.g. Vault's `renew-self`; `obtain` is the fallback. */
   renew?(context: GrantContext, tokens: TokenSet): Promise<TokenInput>;
   /** @default true */
-  canReauthenticate?: boolean;
-  placement?: Placement;
+  canReauthenticate?: boolean | undefined;
+  placement?: Placement | undefined;
 }
 
 /** Any login endpoint: you make the request, Sluice stores, shares and refreshes the result. */
 export function customGrant(given: CustomGrantOptions): Grant {
   const options = own(given);
+  checkNames('customGrant', options, GRANT_OPTIONS.customGrant as ReadonlySet<string>);
   required('customGrant', { id: options.id });
   if (typeof options.obtain !== 'function') throw new ConfigError('customGrant: obtain must be a function');
   for (const name of ['refresh', 'renew'] as const) {

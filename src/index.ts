@@ -74,4 +74,4 @@ export {
   type UndiciTransportOptions,
   undiciTransport,
 } from './transport.js';
-export type { EventSink, Logger, Middleware, Next, SluiceEvent, Transport } from './types.js';
+export type { EventSink, HeadersInput, Logger, Middleware, Next, SluiceEvent, Transport } from './types.js';

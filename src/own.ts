@@ -1,7 +1,22 @@
+import { ConfigError } from './errors.js';
+
 /**
  * Options objects read through their own properties only: a polluted `Object.prototype` (a `proxy`,
  * `headers` or `query` some dependency planted there) must change nothing Sluice does.
  */
+
+/**
+ * Throws a `ConfigError` naming the valid options when `options` has one that is not among them: a typo
+ * (`timout`, `retry: { limt }`, `scopes`) fails where it is written instead of being ignored.
+ */
+export function checkNames(what: string, options: object | undefined, valid: ReadonlySet<string>): void {
+  if (options === undefined || options === null) return;
+  for (const name of Object.keys(options)) {
+    if (!valid.has(name)) {
+      throw new ConfigError(`unknown ${what} option "${name}"; valid: ${[...valid].join(', ')}`);
+    }
+  }
+}
 
 /** A null-prototype copy of `value`'s own enumerable properties; `undefined` stays `undefined`. */
 export function own<T extends object>(value: T): T;

@@ -1,5 +1,7 @@
 import type { QueryValue, RequestOptions, SluiceResponse } from './client.js';
 import { SluiceError } from './errors.js';
+import { checkNames } from './own.js';
+import { REQUEST_OPTIONS } from './request.js';
 
 /** Where the next page is: a URL (absolute or relative), query changes for the same URL, or the end. */
 export type NextPage = string | { query: Record<string, QueryValue> } | undefined;
@@ -10,27 +12,41 @@ export interface PaginateOptions<T> extends Omit<RequestOptions, 'method' | 'bod
    * `'page'`: a `page` query parameter counted up until a short or empty page. `'cursor'`: the body's
    * `cursorField` sent back as the `cursorParam` query parameter. Or a function of the page.
    */
-  next?: 'link' | 'page' | 'cursor' | ((page: SluiceResponse<unknown>, items: readonly T[]) => NextPage);
+  next?: ('link' | 'page' | 'cursor' | ((page: SluiceResponse<unknown>, items: readonly T[]) => NextPage)) | undefined;
   /** The page's items. @default the body if it is an array, else its `items`, `data`, `results` or `values` array */
-  items?: (data: unknown, page: SluiceResponse<unknown>) => readonly T[];
+  items?: ((data: unknown, page: SluiceResponse<unknown>) => readonly T[]) | undefined;
   /** `'page'`: the page parameter, the size parameter and the size asked for. @default 'page', 'per_page', 100 */
-  pageParam?: string;
-  perPageParam?: string;
-  perPage?: number;
+  pageParam?: string | undefined;
+  perPageParam?: string | undefined;
+  perPage?: number | undefined;
   /**
    * `'page'`: a response header holding the total item count (e.g. `'x-total-count'`): the pages stop
    * once that many items came, without asking for an empty page. Only for APIs whose count is exact:
    * a capped count would end the pages early. @default none (stop at a short or empty page)
    */
-  totalHeader?: string;
+  totalHeader?: string | undefined;
   /** `'cursor'`: the body field holding the next cursor and the query parameter it goes in. @default 'next_cursor', 'cursor' */
-  cursorField?: string;
-  cursorParam?: string;
+  cursorField?: string | undefined;
+  cursorParam?: string | undefined;
   /** Stop after this many pages. @default 1000 */
-  maxPages?: number;
+  maxPages?: number | undefined;
   /** Stop after this many items. @default Infinity */
-  maxItems?: number;
+  maxItems?: number | undefined;
 }
+
+const PAGINATE_OPTIONS: ReadonlySet<string> = new Set([
+  ...[...REQUEST_OPTIONS].filter((name) => name !== 'method' && name !== 'body' && name !== 'responseType'),
+  'next',
+  'items',
+  'pageParam',
+  'perPageParam',
+  'perPage',
+  'totalHeader',
+  'cursorField',
+  'cursorParam',
+  'maxPages',
+  'maxItems',
+]);
 
 /** The target of `rel="next"` in a Link header, in one left-to-right pass (linear in its length). */
 export function nextLink(header: string | null): string | undefined {
@@ -71,6 +87,7 @@ export async function* paginate<T>(
   url: string,
   options: PaginateOptions<T>,
 ): AsyncGenerator<T, void, undefined> {
+  checkNames('paginate', options, PAGINATE_OPTIONS);
   const {
     next = 'link',
     items = defaultItems,

@@ -83,6 +83,22 @@ let sequence = 0;
 const processTag = Math.random().toString(36).slice(2, 8);
 
 /** A short id unique within this process run, for log correlation. */
+/** Every per-call option (`RequestOptions`). */
+export const REQUEST_OPTIONS: ReadonlySet<string> = new Set([
+  'method',
+  'query',
+  'headers',
+  'body',
+  'responseType',
+  'signal',
+  'timeout',
+  'deadline',
+  'retry',
+  'context',
+  'auth',
+  'bufferBody',
+]);
+
 /**
  * `url` against `baseURL` the way the client resolves a call's URL: an absolute URL stays as it is, a
  * path is appended to the base (`https://h/api/v2` + `users` = `https://h/api/v2/users`).

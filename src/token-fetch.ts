@@ -12,15 +12,15 @@ export type TokenFetch = (url: string, init?: RequestInit) => Promise<Response>;
 
 export interface TokenFetchOptions {
   /** Largest token response accepted, in bytes. @default 65536 */
-  maxBytes?: number;
+  maxBytes?: number | undefined;
   /** Attempts on a network error or 5xx. @default 3 */
-  attempts?: number;
+  attempts?: number | undefined;
   /** Per-attempt timeout in ms. @default 10000 */
-  timeout?: number;
+  timeout?: number | undefined;
   /** Only retry failures where the request surely did not reach the server (refresh tokens). */
-  connectFailuresOnly?: boolean;
+  connectFailuresOnly?: boolean | undefined;
   /** Longest `Retry-After` of a 503 waited out here; a longer one ends the request as rate limited. @default 5000 */
-  maxRetryAfter?: number;
+  maxRetryAfter?: number | undefined;
   /** Relative URLs (a login path) are resolved against this, as the client resolves its own. */
   baseURL?: string | undefined;
   /** The client's default headers: added (under the request's own) to requests for the API's origins only. */

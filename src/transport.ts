@@ -320,7 +320,7 @@ export function fetchTransport(given: FetchTransportOptions = {}): Transport {
       const init: RequestInit & { duplex?: 'half' } = {
         method: request.method,
         headers,
-        body: body as BodyInit | null,
+        body: body as NonNullable<RequestInit['body']> | null,
         redirect: 'manual',
         signal: signal ?? null,
       };

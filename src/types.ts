@@ -76,3 +76,6 @@ export interface Logger {
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
 }
+
+/** Headers as you pass them: a Headers object, a plain record, or name/value pairs (no DOM lib needed). */
+export type HeadersInput = Headers | Record<string, string> | readonly (readonly [string, string])[];

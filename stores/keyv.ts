@@ -1,6 +1,6 @@
 import Keyv from 'keyv';
 import { ConfigError, StoreUnavailableError } from '../src/errors.js';
-import { own } from '../src/own.js';
+import { checkNames, own } from '../src/own.js';
 import { type Lock, readCompareWrite, revisionOf, type TokenStore } from '../src/store.js';
 import { type EncryptionKeys, encryption } from './encryption.js';
 import { type RedisLockOptions, redisLock } from './redis-lock.js';
@@ -8,14 +8,14 @@ import { bounded } from './timeout.js';
 
 export interface KeyvTokenStoreOptions {
   /** Longest wait for any one store call, in ms. @default 1000 */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /**
    * Encrypt entries at rest (AES-256-GCM): a 32-byte Buffer, 32 bytes in base64, or a passphrase
    * (hashed with SHA-256). A list rotates keys: the first encrypts, all decrypt.
    */
-  encryptionKey?: EncryptionKeys;
+  encryptionKey?: EncryptionKeys | undefined;
   /** Whether other processes see this store. @default false for an in-memory Keyv (a Map), true otherwise */
-  shared?: boolean;
+  shared?: boolean | undefined;
 }
 
 /** A store and the lock for the same engine, on one connection where it can be, closed together. */
@@ -60,6 +60,7 @@ function guardDeserialize(keyv: Keyv): void {
  */
 export function keyvTokenStore(keyv: Keyv, given: KeyvTokenStoreOptions = {}): TokenStore {
   const options = own(given);
+  checkNames('keyvTokenStore', options, new Set(['timeoutMs', 'encryptionKey', 'shared']));
   const store = keyvStore(canonicalView(keyv), options);
   const legacy = legacyView(keyv);
   if (!legacy) return store;

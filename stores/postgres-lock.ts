@@ -1,15 +1,30 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { Pool, PoolClient } from 'pg';
 import { ConfigError } from '../src/errors.js';
-import { own } from '../src/own.js';
+import { checkNames, own } from '../src/own.js';
 import type { AcquireOptions, Lock, LockHandle } from '../src/store.js';
 import { backoff, bounded, checkAcquire, checkPoll, clampTimer, sleep } from './timeout.js';
 
+/** What the lock uses of a pooled pg connection (pg's `PoolClient` fits; pg's types are not needed). */
+export interface PgPoolClient {
+  query<R = Record<string, unknown>>(text: string, values?: unknown[]): Promise<{ rows: R[] }>;
+  release(destroy?: boolean | Error): void;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  off(event: 'error', listener: (error: Error) => void): unknown;
+}
+
+/** What the lock uses of a pg `Pool`: `new pg.Pool(...)` fits. */
+export interface PgPool {
+  connect(): Promise<PgPoolClient>;
+}
+
+type Pool = PgPool;
+type PoolClient = PgPoolClient;
+
 export interface PostgresLockOptions {
   /** Longest wait for one query (or for a connection from the pool), in ms. @default 2000 */
-  queryTimeoutMs?: number;
+  queryTimeoutMs?: number | undefined;
   /** First and longest pause between attempts while waiting, in ms. @default [25, 200] */
-  poll?: readonly [number, number];
+  poll?: readonly [number, number] | undefined;
   /** The namespace of the token store this lock goes with: lock ids are hashes of `<namespace>:<name>`. @default 'sluice' */
   namespace?: string | undefined;
   /** Mixed into every lock id in place of the namespace (the namespace check is then skipped). */
@@ -40,6 +55,7 @@ const CHECK = `SELECT set_config('idle_in_transaction_session_timeout', $1, true
  */
 export function postgresLock(pool: Pool, given: PostgresLockOptions = {}): Lock {
   const options = own(given);
+  checkNames('postgresLock', options, new Set(['queryTimeoutMs', 'poll', 'namespace', 'prefix']));
   const { queryTimeoutMs = 2000, poll = [25, 200] } = options;
   const namespace = options.prefix === undefined ? (options.namespace ?? 'sluice') : undefined;
   const prefix = options.prefix ?? `${namespace}:`;

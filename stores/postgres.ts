@@ -1,7 +1,7 @@
 import Keyv from 'keyv';
 import type { Pool } from 'pg';
 import { ConfigError } from '../src/errors.js';
-import { own } from '../src/own.js';
+import { checkNames, own } from '../src/own.js';
 import { type AcquireOptions, type Lock, revisionOf, type TokenStore } from '../src/store.js';
 import { type KeyvTokenStoreOptions, keyvStore, type SharedTokenStore } from './keyv.js';
 import { importPeer } from './peer.js';
@@ -10,11 +10,11 @@ import { settlesWithin } from './timeout.js';
 
 export interface PostgresTokenStoreOptions extends KeyvTokenStoreOptions, PostgresLockOptions {
   /** Prefix for every key and lock id, so several apps (or tests) can share one table. @default 'sluice' */
-  namespace?: string;
+  namespace?: string | undefined;
   /** The table `@keyv/postgres` keeps tokens in; created when missing. @default 'sluice_tokens' */
-  table?: string;
+  table?: string | undefined;
   /** Connections in the one pool that tokens and locks share; a held lock keeps one. @default 5 */
-  poolSize?: number;
+  poolSize?: number | undefined;
 }
 
 /** The revision in a Keyv envelope as @keyv/postgres stores it; `undefined` if expired or unreadable. */
@@ -42,8 +42,20 @@ const raced = (error: unknown) => ['23505', '42P07'].includes(String((error as {
  * Tokens go through `@keyv/postgres`, the lock is an advisory lock, and both run on one pg Pool that
  * this store owns (`close()` ends it). Store calls default to a 2 s deadline (`timeoutMs`).
  */
+const POSTGRES_OPTIONS = new Set([
+  'namespace',
+  'table',
+  'poolSize',
+  'timeoutMs',
+  'encryptionKey',
+  'queryTimeoutMs',
+  'poll',
+  'prefix',
+]);
+
 export function postgresTokenStore(url: string, given: PostgresTokenStoreOptions = {}): SharedTokenStore {
   const options = own(given);
+  checkNames('postgresTokenStore', options, POSTGRES_OPTIONS);
   const { namespace = 'sluice', table = 'sluice_tokens', timeoutMs = 2000, poolSize = 5 } = options;
   if (!/^postgres(ql)?:\/\//.test(url))
     throw new ConfigError('postgresTokenStore: url must look like postgres://user@host:5432/db');
@@ -128,7 +140,11 @@ export function postgresTokenStore(url: string, given: PostgresTokenStoreOptions
       { ...options, timeoutMs, shared: true },
       { rawKey: (key) => `${namespace}:${key}`, swap },
     );
-    const lock = postgresLock(pool, { queryTimeoutMs: timeoutMs, ...options, prefix: undefined, namespace });
+    const lock = postgresLock(pool, {
+      queryTimeoutMs: options.queryTimeoutMs ?? timeoutMs,
+      poll: options.poll,
+      namespace,
+    });
     return { inner, pool, lock };
   })();
   opened.catch(() => {});

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ConfigError } from '../src/errors.js';
-import { own } from '../src/own.js';
+import { checkNames, own } from '../src/own.js';
 import type { AcquireOptions, Lock, LockHandle } from '../src/store.js';
 import { backoff, bounded, checkAcquire, checkPoll, sleep } from './timeout.js';
 
@@ -21,9 +21,9 @@ export interface RedisLockOptions {
   /** Prefix of lock keys, in place of the namespace's (the namespace check is then skipped). */
   prefix?: string | undefined;
   /** Longest wait for one Redis command, in ms. @default 1000 */
-  commandTimeoutMs?: number;
+  commandTimeoutMs?: number | undefined;
   /** First and longest pause between attempts while waiting, in ms (backoff with jitter between). @default [25, 200] */
-  poll?: readonly [number, number];
+  poll?: readonly [number, number] | undefined;
 }
 
 // Deletes the key only if it still names us: a holder whose lock expired cannot free someone else's.
@@ -39,6 +39,7 @@ const EXTEND =
  */
 export function redisLock(client: RedisCommander, given: RedisLockOptions = {}): Lock {
   const options = own(given);
+  checkNames('redisLock', options, new Set(['namespace', 'prefix', 'commandTimeoutMs', 'poll']));
   const { commandTimeoutMs = 1000, poll = [25, 200] } = options;
   const namespace = options.prefix === undefined ? (options.namespace ?? 'sluice') : undefined;
   const prefix = options.prefix ?? `${namespace}:lock:`;

@@ -1,6 +1,6 @@
 import Keyv from 'keyv';
 import { ConfigError, StoreUnavailableError } from '../src/errors.js';
-import { own } from '../src/own.js';
+import { checkNames, own } from '../src/own.js';
 import type { TokenStore } from '../src/store.js';
 import { type KeyvTokenStoreOptions, keyvStore, type SharedTokenStore } from './keyv.js';
 import { importPeer } from './peer.js';
@@ -9,7 +9,7 @@ import { bounded, settlesWithin } from './timeout.js';
 
 export interface RedisTokenStoreOptions extends KeyvTokenStoreOptions, RedisLockOptions {
   /** Prefix for every key this store and its lock write, so several apps can share one Redis. @default 'sluice' */
-  namespace?: string;
+  namespace?: string | undefined;
 }
 
 /**
@@ -43,8 +43,11 @@ const reconnectStrategy = (retries: number) => Math.min(50 * 2 ** Math.min(retri
  * Tokens go through `@keyv/redis`; the lock is `SET NX PX` on the same connection. While Redis is
  * unreachable, calls fail fast with `StoreUnavailableError` instead of queueing.
  */
+const REDIS_OPTIONS = new Set(['namespace', 'timeoutMs', 'encryptionKey', 'prefix', 'commandTimeoutMs', 'poll']);
+
 export function redisTokenStore(url: string, given: RedisTokenStoreOptions = {}): SharedTokenStore {
   const options = own(given);
+  checkNames('redisTokenStore', options, REDIS_OPTIONS);
   const { namespace = 'sluice', timeoutMs = 1000 } = options;
   try {
     const parsed = new URL(url);
@@ -118,7 +121,7 @@ export function redisTokenStore(url: string, given: RedisTokenStoreOptions = {})
     {
       sendCommand: (args) => use((connection) => connection.client.sendCommand(args)),
     },
-    { commandTimeoutMs: timeoutMs, ...options, prefix: undefined, namespace },
+    { commandTimeoutMs: options.commandTimeoutMs ?? timeoutMs, poll: options.poll, namespace },
   );
   return {
     store,

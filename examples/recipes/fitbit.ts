@@ -29,7 +29,12 @@ export function fitbitClient(app: FitbitApp, saved: TokenInput, file: string) {
   const api = createClient({
     baseURL: app.apiURL,
     auth: {
-      grant: refreshTokenGrant({ ...app, authMethod: 'basic', refreshToken: saved.refreshToken ?? '' }),
+      grant: refreshTokenGrant({
+        tokenURL: app.tokenURL,
+        clientId: app.clientId,
+        clientSecret: app.clientSecret,
+        refreshToken: saved.refreshToken ?? '',
+      }),
       initial: saved,
     },
   });

@@ -1,5 +1,7 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import {
+  type AuthControl,
+  apiKey,
   bytesSource,
   compose,
   createClient,
@@ -100,7 +102,11 @@ describe('public types', () => {
     expectTypeOf(api.post<User>).returns.toEqualTypeOf<Promise<User>>();
     expectTypeOf(api.raw<User>).returns.toEqualTypeOf<Promise<SluiceResponse<User>>>();
     expectTypeOf(api.get).returns.toEqualTypeOf<Promise<unknown>>();
-    expectTypeOf(createClient).returns.toEqualTypeOf<SluiceClient>();
+    expectTypeOf(createClient({ baseURL: 'https://a.example' })).toEqualTypeOf<SluiceClient>();
+    // With auth, `api.auth` is there (no `?.` in strict mode).
+    const authed = createClient({ baseURL: 'https://a.example', auth: { grant: apiKey('k') } });
+    expectTypeOf(authed.auth).toEqualTypeOf<AuthControl>();
+    void authed.close();
   });
 
   it('Middleware takes a request and next, and returns a response promise', () => {
