@@ -44,7 +44,7 @@ function place(request: HttpRequest, placement: Placement, value: string): HttpR
   return request.withHeader(header, scheme ? `${scheme} ${value}` : value);
 }
 
-export interface AuthOptions {
+export interface AuthMiddlewareOptions {
   /** A token manager (OAuth, login, cookie session) or a static credential (API key, Basic, PAT). */
   credential: TokenManager | StaticCredential;
   /** Origins that may receive the credential: the API's, plus any you list. Required. */
@@ -55,7 +55,7 @@ export interface AuthOptions {
  * Attaches the credential to requests whose final URL is on an allowed origin, and records on the call
  * which token generation went out, for the refresh middleware. `auth: false` on a call sends none.
  */
-export function auth({ credential, origins }: AuthOptions): Middleware {
+export function auth({ credential, origins }: AuthMiddlewareOptions): Middleware {
   if (!origins || origins.length === 0) throw new ConfigError('auth: origins must list at least the API origin');
   const isAllowed = originGuard(origins);
   if ('static' in credential) {

@@ -1,7 +1,7 @@
-export { type AuthOptions, auth, originGuard } from './auth.js';
+export { type AuthMiddlewareOptions, auth, originGuard } from './auth.js';
 export { type ErrorsOptions, errors, toHttpError } from './errors.js';
 export { type LoggingOptions, logEvents, logging } from './logging.js';
 export { type RedirectsOptions, redirects } from './redirects.js';
 export { parseWwwAuthenticate, type RefreshOptions, refresh } from './refresh.js';
 export { type RetryDecision, type RetryOptions, retry, retryAfterMs } from './retry.js';
-export { clampDelay, MAX_TIMER_MS, type TimeoutOptions, timeout } from './timeout.js';
+export { type TimeoutOptions, timeout } from './timeout.js';

@@ -1,7 +1,7 @@
 export type { AuthControl, AuthOptions } from './auth-setup.js';
-export { canResend } from './body.js';
 export type { ChainOptions } from './chain.js';
 export {
+  type AuthenticatedClient,
   type ClientOptions,
   createClient,
   type QueryValue,
@@ -10,8 +10,14 @@ export {
   SluiceClient,
   type SluiceResponse,
 } from './client.js';
-export { compose, instrument } from './compose.js';
-export { apiKey, basicAuth, type CookieSessionOptions, cookieSession, staticToken } from './credentials.js';
+export { compose } from './compose.js';
+export {
+  apiKey,
+  basicAuth,
+  type CookieSessionOptions,
+  cookieSession,
+  staticToken,
+} from './credentials.js';
 export {
   AbortError,
   AuthError,
@@ -48,9 +54,15 @@ export {
   refreshTokenGrant,
   type StaticCredential,
 } from './grants.js';
-export { parseJson, toSluiceError } from './normalize.js';
 export { type NextPage, nextLink, type PaginateOptions } from './paginate.js';
-export { isSecretName, REDACTED, redactHeaders, redactText, redactUrl, redactValue } from './redact.js';
+export {
+  isSecretName,
+  REDACTED,
+  redactHeaders,
+  redactText,
+  redactUrl,
+  redactValue,
+} from './redact.js';
 export {
   type AttemptTimeout,
   type BodyFactory,
@@ -58,20 +70,30 @@ export {
   type CallState,
   HttpRequest,
   type HttpRequestInit,
-  isReplayable,
   type RequestBody,
 } from './request.js';
-export { type BodySource, bytesSource, HttpResponse, type HttpResponseInit } from './response.js';
-export type { AcquireOptions, Lock, LockHandle, TokenStore } from './store.js';
-export { createTokenFetch, type TokenFetch, type TokenFetchOptions } from './token-fetch.js';
-export { parseTokenResponse, type TokenInput, type TokenSet, toTokenSet } from './token-set.js';
-export { TokenManager, type TokenManagerOptions, tokenKey } from './tokens.js';
+export { type BodySource, HttpResponse, type HttpResponseInit } from './response.js';
+export type {
+  AcquireOptions,
+  Lock,
+  LockHandle,
+  TokenStore,
+} from './store.js';
+export type { TokenFetch } from './token-fetch.js';
+export type { TokenInput, TokenSet } from './token-set.js';
 export {
-  attemptSignal,
   type FetchTransportOptions,
   fetchTransport,
   type TlsOptions,
   type UndiciTransportOptions,
   undiciTransport,
 } from './transport.js';
-export type { EventSink, HeadersInput, Logger, Middleware, Next, SluiceEvent, Transport } from './types.js';
+export type {
+  EventSink,
+  HeadersInput,
+  Logger,
+  Middleware,
+  Next,
+  SluiceEvent,
+  Transport,
+} from './types.js';

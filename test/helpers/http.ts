@@ -1,14 +1,13 @@
 import {
-  bytesSource,
   compose,
   HttpRequest,
   type HttpRequestInit,
   HttpResponse,
-  instrument,
   type Middleware,
   type Next,
   type SluiceEvent,
 } from '../../src/index.js';
+import { bytesSource, instrument } from '../../src/internals.js';
 
 /** A response to `request` with a body held in memory; `dumped` counts how often its body was dropped. */
 export function respond(

@@ -452,7 +452,7 @@ describe('token error bodies in common non-OAuth shapes', () => {
     ],
     [{ message: 'Bad credentials' }, undefined, 'Bad credentials'],
   ])('%j fills oauthError and its description', async (body, oauthError, description) => {
-    const { parseTokenResponse } = await import('../../src/index.js');
+    const { parseTokenResponse } = await import('../../src/internals.js');
     let error: unknown;
     try {
       parseTokenResponse(400, 'application/json', JSON.stringify(body));

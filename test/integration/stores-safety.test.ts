@@ -11,8 +11,8 @@ import {
   refreshTokenGrant,
   type SluiceEvent,
   StoreUnavailableError,
-  tokenKey,
 } from '../../src/index.js';
+import { tokenKey } from '../../src/internals.js';
 import { postgresTokenStore, redisTokenStore } from '../../stores/index.js';
 import { needs, POSTGRES_URL, REDIS_URL } from '../helpers/services.js';
 

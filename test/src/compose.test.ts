@@ -2,7 +2,6 @@ import { describe, expect, expectTypeOf, it } from 'vitest';
 import {
   type AuthControl,
   apiKey,
-  bytesSource,
   compose,
   createClient,
   HttpRequest,
@@ -12,6 +11,7 @@ import {
   type SluiceClient,
   type SluiceResponse,
 } from '../../src/index.js';
+import { bytesSource } from '../../src/internals.js';
 
 const ok = (request: HttpRequest, body = '{}') =>
   new HttpResponse({

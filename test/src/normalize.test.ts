@@ -4,12 +4,11 @@ import {
   createClient,
   NetworkError,
   ParseError,
-  parseJson,
   REDACTED,
   SluiceError,
   TimeoutError,
-  toSluiceError,
 } from '../../src/index.js';
+import { parseJson, toSluiceError } from '../../src/internals.js';
 import type { RequestMeta } from '../../src/normalize.js';
 import { json, startServer } from '../helpers/server.js';
 import { rejection } from '../helpers/wait.js';

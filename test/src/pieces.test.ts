@@ -6,13 +6,11 @@ import {
   AbortError,
   AuthError,
   BodyNotReplayableError,
-  bytesSource,
   compose,
   fetchTransport,
   HttpRequest,
   HttpResponse,
   httpErrorFor,
-  instrument,
   NetworkError,
   RateLimitError,
   REDACTED,
@@ -21,8 +19,8 @@ import {
   redactValue,
   SluiceError,
   TimeoutError,
-  toSluiceError,
 } from '../../src/index.js';
+import { bytesSource, instrument, toSluiceError } from '../../src/internals.js';
 import { startServer } from '../helpers/server.js';
 
 const meta = { method: 'GET', url: 'https://x.test/a?token=t-secret' };

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { HttpRequest, isReplayable } from '../../src/index.js';
+import { HttpRequest } from '../../src/index.js';
+import { isReplayable } from '../../src/internals.js';
 import { nextRequestId } from '../../src/request.js';
 
 describe('HttpRequest', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type BodySource, bytesSource, HttpResponse, ParseError, TimeoutError } from '../../src/index.js';
+import { type BodySource, HttpResponse, ParseError, TimeoutError } from '../../src/index.js';
+import { bytesSource } from '../../src/internals.js';
 
 const meta = { method: 'GET', url: 'https://x.test/a' };
 const make = (

@@ -7,14 +7,12 @@ import {
   ConfigError,
   clientCredentials,
   createClient,
-  createTokenFetch,
   customGrant,
-  parseTokenResponse,
   refreshTokenGrant,
   staticToken,
-  toTokenSet,
   undiciTransport,
 } from '../../src/index.js';
+import { createTokenFetch, parseTokenResponse, toTokenSet } from '../../src/internals.js';
 import { json, type Seen, startServer } from '../helpers/server.js';
 
 let answer: (request: Seen) => { status: number; body: unknown; headers?: Record<string, string> } = () => ({

@@ -1,16 +1,7 @@
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import {
-  AbortError,
-  AuthError,
-  customGrant,
-  type Grant,
-  NetworkError,
-  type SluiceEvent,
-  TokenManager,
-  type TokenManagerOptions,
-  tokenKey,
-} from '../../src/index.js';
+import { AbortError, AuthError, customGrant, type Grant, NetworkError, type SluiceEvent } from '../../src/index.js';
+import { TokenManager, type TokenManagerOptions, tokenKey } from '../../src/internals.js';
 import { fakeLock, fakeStore } from '../helpers/fake-store.js';
 
 const unusedFetch = () => Promise.reject(new Error('no network in this test'));

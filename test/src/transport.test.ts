@@ -7,7 +7,6 @@ import { Agent, type Dispatcher } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   AbortError,
-  attemptSignal,
   BodyNotReplayableError,
   ClosedError,
   createClient,
@@ -17,6 +16,7 @@ import {
   TimeoutError,
   undiciTransport,
 } from '../../src/index.js';
+import { attemptSignal } from '../../src/internals.js';
 import { AttemptClock } from '../../src/transport.js';
 import { json, serverPool, startServer, type TestServer } from '../helpers/server.js';
 import { rejection } from '../helpers/wait.js';
