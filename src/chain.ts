@@ -16,6 +16,7 @@ import { ClosedError, ConfigError } from './errors.js';
 import { own } from './own.js';
 import { addSecretNames } from './redact.js';
 import type { TokenStore } from './store.js';
+import { telemetry } from './telemetry.js';
 import { fetchTransport, type TlsOptions, undiciTransport } from './transport.js';
 import type { EventSink, HeadersInput, Logger, Middleware, Next, SluiceEvent, Transport } from './types.js';
 
@@ -63,6 +64,12 @@ export interface ChainOptions {
    * fails them at once with `RateLimitError` (`RATE_LIMIT_PACED`). @default false
    */
   paceRateLimits?: 'wait' | 'fail' | false | undefined;
+  /**
+   * OpenTelemetry spans (one per call, one per attempt, token requests, lock waits), W3C trace-context
+   * headers and metrics, through `@opentelemetry/api` when it is installed (an optional peer) and an SDK
+   * is registered. `false` turns them off. @default true
+   */
+  telemetry?: boolean | undefined;
   /** Credentials: one layer, or several (e.g. a gateway API key plus an OAuth token). */
   auth?: AuthOptions | readonly AuthOptions[] | undefined;
   /**
@@ -142,15 +149,20 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
     if (typeof options.onEvent !== 'function') throw new ConfigError('onEvent must be a function');
     listeners.push(options.onEvent);
   }
+  const { telemetry: traces = true } = options;
+  const tel = traces ? telemetry() : undefined;
   const hub: EventSink = (event: SluiceEvent) => {
     for (const listener of listeners) listener(event);
     publishEvent(event);
+    tel?.events(event);
   };
-  // Events are produced only for someone: a listener, or a subscriber to a sluice:* channel.
+  // Events are produced only for someone: a listener, or a subscriber to a sluice:* channel; token
+  // events also for OpenTelemetry (token request and lock wait spans).
   const events = () => (listeners.length > 0 || eventsSubscribed() ? hub : undefined);
+  const tokenEvents = tel ? () => hub : events;
   const transport = pickTransport(options);
   const authLayers = options.auth
-    ? buildAuthLayers(options.auth, parts, transport, events, { store: defaultStore, lock: memoryLock })
+    ? buildAuthLayers(options.auth, parts, transport, tokenEvents, { store: defaultStore, lock: memoryLock })
     : undefined;
   const defaults: Middleware[] = [];
   if (options.logger) {
@@ -194,11 +206,12 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
   if (!Array.isArray(list)) throw new ConfigError('middleware must be an array of functions, or return one');
   let composed: Next;
   try {
-    composed = compose(list, instrument(transport.send));
+    const send = instrument(transport.send);
+    composed = compose(list, tel ? tel.attempt(send) : send);
   } catch (error) {
     throw new ConfigError((error as Error).message);
   }
-  const tracedRun = traced(composed);
+  const tracedRun = traced(tel ? tel.call(composed) : composed);
   let closing: Promise<void> | undefined;
   const run: Next = (request) =>
     closing ? Promise.reject(new ClosedError({ method: request.method, url: request.url })) : tracedRun(request);

@@ -150,6 +150,7 @@ const CLIENT_OPTIONS = new Set<string>([
   'redact',
   'maxResponseBytes',
   'paceRateLimits',
+  'telemetry',
 ]);
 
 export function validateClientOptions(options: object, extra: readonly string[] = []): void {

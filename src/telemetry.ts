@@ -1,0 +1,186 @@
+import { createRequire } from 'node:module';
+import type * as Otel from '@opentelemetry/api';
+import { SluiceError } from './errors.js';
+import { redactUrl } from './redact.js';
+import type { CallState, HttpRequest } from './request.js';
+import type { HttpResponse } from './response.js';
+import type { EventSink, Next, SluiceEvent } from './types.js';
+
+type Api = typeof Otel;
+let loaded: Api | null | undefined;
+
+/** `@opentelemetry/api` if the application installed it (an optional peer), else null: no cost then. */
+function otel(): Api | null {
+  if (loaded === undefined) {
+    try {
+      loaded = createRequire(import.meta.url)('@opentelemetry/api') as Api;
+    } catch {
+      loaded = null;
+    }
+  }
+  return loaded;
+}
+
+/** What the chain wires in when OpenTelemetry is there. */
+export interface Telemetry {
+  /** Wraps the whole call: one span per call (`sluice GET`), parent of its attempts. */
+  call(run: Next): Next;
+  /** Wraps each wire attempt: an HTTP client span (`GET`), `traceparent` injected, duration recorded. */
+  attempt(send: Next): Next;
+  /** Token events: spans for token requests and lock waits, refresh and lock-wait metrics. */
+  events: EventSink;
+}
+
+const setter: Otel.TextMapSetter<Record<string, string>> = {
+  set: (carrier, key, value) => {
+    carrier[key] = value;
+  },
+};
+
+function errorType(error: unknown): string {
+  if (error instanceof SluiceError) return error.code;
+  return error instanceof Error ? error.name : 'Error';
+}
+
+/**
+ * Spans and metrics after the OpenTelemetry HTTP client semantic conventions, through the global
+ * tracer and meter providers the application registered. URLs are redacted; no header or body is
+ * recorded. Undefined when `@opentelemetry/api` is not installed.
+ */
+export function telemetry(version = '0.1.0'): Telemetry | undefined {
+  const api = otel();
+  if (!api) return undefined;
+  const tracer = api.trace.getTracer('sluice', version);
+  const meter = api.metrics.getMeter('sluice', version);
+  const duration = meter.createHistogram('http.client.request.duration', {
+    unit: 's',
+    description: 'Duration of HTTP client requests (each wire attempt).',
+  });
+  const refreshes = meter.createCounter('sluice.token.refreshes', {
+    description: 'Token requests this process sent (logins, refreshes, renewals).',
+  });
+  const lockWaits = meter.createHistogram('sluice.token.lock_wait.duration', {
+    unit: 's',
+    description: 'Time spent waiting for the shared refresh lock.',
+  });
+  const calls = new WeakMap<CallState, Otel.Context>();
+  const tokenSpans = new Map<string, Otel.Span>();
+  const { SpanKind, SpanStatusCode } = api;
+
+  const finish = (span: Otel.Span, response: HttpResponse | undefined, error: unknown) => {
+    if (response) {
+      span.setAttribute('http.response.status_code', response.status);
+      if (response.status >= 400) {
+        span.setAttribute('error.type', String(response.status));
+        span.setStatus({ code: SpanStatusCode.ERROR });
+      }
+    } else {
+      span.setAttribute('error.type', errorType(error));
+      span.setStatus({ code: SpanStatusCode.ERROR, message: errorType(error) });
+    }
+    span.end();
+  };
+
+  return {
+    call(run) {
+      return async function tracedCall(request: HttpRequest) {
+        const parent = api.context.active();
+        const span = tracer.startSpan(
+          `sluice ${request.method}`,
+          {
+            kind: SpanKind.INTERNAL,
+            attributes: { 'http.request.method': request.method, 'url.full': redactUrl(request.url) },
+          },
+          parent,
+        );
+        // No SDK registered (or this call not sampled): nothing more is built for it.
+        if (!span.isRecording()) return run(request);
+        calls.set(request.state, api.trace.setSpan(parent, span));
+        try {
+          const response = await run(request);
+          finish(span, response, undefined);
+          return response;
+        } catch (error) {
+          finish(span, undefined, error);
+          throw error;
+        }
+      };
+    },
+
+    attempt(send) {
+      /** A call that is not traced still has its attempts' durations measured. */
+      const measuredOnly = async (request: HttpRequest) => {
+        const started = performance.now();
+        const method = { 'http.request.method': request.method };
+        try {
+          const response = await send(request);
+          const seconds = (performance.now() - started) / 1000;
+          duration.record(seconds, { ...method, 'http.response.status_code': response.status });
+          return response;
+        } catch (error) {
+          duration.record((performance.now() - started) / 1000, { ...method, 'error.type': errorType(error) });
+          throw error;
+        }
+      };
+      return async function tracedAttempt(request: HttpRequest) {
+        const parent = calls.get(request.state);
+        if (!parent) return measuredOnly(request);
+        const url = new URL(request.url);
+        const resends = request.state.attempts;
+        const attributes: Otel.Attributes = {
+          'http.request.method': request.method,
+          'url.full': redactUrl(request.url),
+          'server.address': url.hostname,
+          'server.port': Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
+        };
+        if (resends > 0) attributes['http.request.resend_count'] = resends;
+        const span = tracer.startSpan(request.method, { kind: SpanKind.CLIENT, attributes }, parent);
+        const carrier: Record<string, string> = {};
+        api.propagation.inject(api.trace.setSpan(parent, span), carrier, setter);
+        let outgoing = request;
+        for (const [name, value] of Object.entries(carrier)) outgoing = outgoing.withHeader(name, value);
+        const started = performance.now();
+        const measured = { 'http.request.method': request.method, 'server.address': url.hostname };
+        try {
+          const response = await send(outgoing);
+          duration.record((performance.now() - started) / 1000, {
+            ...measured,
+            'http.response.status_code': response.status,
+          });
+          finish(span, response, undefined);
+          return response;
+        } catch (error) {
+          duration.record((performance.now() - started) / 1000, { ...measured, 'error.type': errorType(error) });
+          finish(span, undefined, error);
+          throw error;
+        }
+      };
+    },
+
+    events(event: SluiceEvent) {
+      if (event.type !== 'token') return;
+      const { key, action } = event;
+      if (action === 'requesting') {
+        tokenSpans.get(key)?.end();
+        tokenSpans.set(key, tracer.startSpan('sluice token request', { kind: SpanKind.INTERNAL }));
+      } else if (action === 'received' || action === 'failed' || action === 'refresh-token-lost') {
+        const span = tokenSpans.get(key);
+        if (!span) return;
+        tokenSpans.delete(key);
+        if (action === 'received') {
+          refreshes.add(1, { outcome: 'ok' });
+          span.setAttribute('sluice.token.generation', event.generation ?? 0);
+        } else {
+          refreshes.add(1, { outcome: 'error' });
+          span.setAttribute('error.type', event.error?.code ?? action);
+          span.setStatus({ code: SpanStatusCode.ERROR });
+        }
+        span.end();
+      } else if (action === 'lock-acquired' && event.durationMs !== undefined) {
+        const end = Date.now();
+        tracer.startSpan('sluice token lock wait', { startTime: end - event.durationMs }).end(end);
+        lockWaits.record(event.durationMs / 1000);
+      }
+    },
+  };
+}
