@@ -9,6 +9,7 @@ export default defineConfig({
       { find: /^sluice$/, replacement: here('./src/index.ts') },
       { find: /^sluice\/stores$/, replacement: here('./stores/index.ts') },
       { find: /^sluice\/middleware$/, replacement: here('./middleware/index.ts') },
+      { find: /^sluice\/testing$/, replacement: here('./testing/index.ts') },
     ],
   },
   test: {

@@ -2,7 +2,7 @@
  * The bench's servers, in a process of their own so that they do not share a core's time with the
  * clients being measured. Talks to its parent over IPC: sends its URLs, answers `counts`, obeys `revoke`.
  */
-import { startApiServer, startAuthServer } from '../examples/servers.js';
+import { startApiServer, startAuthServer } from '../testing/index.js';
 
 const options = JSON.parse(process.argv[2] ?? '{}') as { lifetime?: number; refreshTokens?: boolean };
 const auth = await startAuthServer(options);

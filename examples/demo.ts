@@ -8,7 +8,7 @@
  */
 import { fork } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { startApiServer, startAuthServer } from './servers.js';
+import { startApiServer, startAuthServer } from 'sluice/testing';
 import { runWorkers, type WorkerReport } from './workload.js';
 
 const { values } = parseArgs({

@@ -21,7 +21,7 @@ export function cacheBackedClient(apiURL: string, cache: Keyv, grant: ReturnType
 
 // ---- run it against local servers ----
 if (isMain(import.meta.url)) {
-  const { startApiServer, startAuthServer } = await import('../servers.js');
+  const { startApiServer, startAuthServer } = await import('sluice/testing');
   const auth = await startAuthServer();
   const api = await startApiServer({ auth });
   const grant = clientCredentials({ tokenURL: auth.tokenURL, clientId: 'app', clientSecret: 'app-secret' });

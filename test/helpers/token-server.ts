@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import type { AuthServer } from '../../examples/servers.js';
+import type { AuthServer } from '../../testing/index.js';
 
 /** No refresh token was ever presented twice, by the token server's own record. */
 export function expectNoReuse(auth: AuthServer): void {

@@ -1,8 +1,8 @@
 /** diagnostics_channel (issue 12, item 1): sluice:* channels carry redacted data and follow each call. */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startApiServer, startAuthServer } from '../../examples/servers.js';
 import { clientCredentials, createClient } from '../../src/index.js';
+import { startApiServer, startAuthServer } from '../../testing/index.js';
 import { json, startServer } from '../helpers/server.js';
 
 const NAMES = [

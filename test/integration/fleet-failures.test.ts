@@ -3,7 +3,7 @@
  * expire every few seconds for a long while. Real processes, real servers, counted.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { startApiServer, startAuthServer } from '../../examples/servers.js';
+import { startApiServer, startAuthServer } from '../../testing/index.js';
 import { startFleet } from '../helpers/fleet.js';
 import type { FleetJob } from '../helpers/fleet-worker.js';
 import { startPrivateRedis } from '../helpers/redis-server.js';

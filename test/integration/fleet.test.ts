@@ -3,7 +3,7 @@
  * store, against a real local auth server and API. The servers count; the tests assert.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { startApiServer, startAuthServer } from '../../examples/servers.js';
+import { startApiServer, startAuthServer } from '../../testing/index.js';
 import { startFleet } from '../helpers/fleet.js';
 import type { FleetJob } from '../helpers/fleet-worker.js';
 

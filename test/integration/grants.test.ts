@@ -1,7 +1,7 @@
 /** Each grant against the local OAuth server and API (examples/servers.ts). */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ApiServer, type AuthServer, startApiServer, startAuthServer } from '../../examples/servers.js';
 import { AuthError, cookieSession, createClient, customGrant, passwordGrant } from '../../src/index.js';
+import { type ApiServer, type AuthServer, startApiServer, startAuthServer } from '../../testing/index.js';
 
 let auth: AuthServer;
 let api: ApiServer;

@@ -7,8 +7,8 @@ import { PassThrough } from 'node:stream';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import winston from 'winston';
-import { startApiServer, startAuthServer } from '../../examples/servers.js';
 import { clientCredentials, createClient, type Logger } from '../../src/index.js';
+import { startApiServer, startAuthServer } from '../../testing/index.js';
 
 const closers: (() => Promise<unknown>)[] = [];
 afterEach(async () => {

@@ -27,9 +27,9 @@ import { cacheBackedClient } from '../../examples/recipes/shared-keyv.js';
 import { storageAdmin, volumes } from '../../examples/recipes/storage-admin.js';
 import { thoughtSpotBearer, thoughtSpotSession } from '../../examples/recipes/thoughtspot.js';
 import { vaultClient } from '../../examples/recipes/vault.js';
-import { startApiServer, startAuthServer } from '../../examples/servers.js';
 import { AuthError, clientCredentials, ForbiddenError, type TokenInput, UnauthorizedError } from '../../src/index.js';
 import { redisTokenStore } from '../../stores/index.js';
+import { startApiServer, startAuthServer } from '../../testing/index.js';
 import { needs, REDIS_URL } from '../helpers/services.js';
 
 await needs('redis');

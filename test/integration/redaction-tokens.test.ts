@@ -4,7 +4,6 @@
  */
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ApiServer, type AuthServer, startApiServer, startAuthServer } from '../../examples/servers.js';
 import {
   type AuthOptions,
   apiKey,
@@ -17,6 +16,7 @@ import {
   type SluiceEvent,
   staticToken,
 } from '../../src/index.js';
+import { type ApiServer, type AuthServer, startApiServer, startAuthServer } from '../../testing/index.js';
 
 let auth: AuthServer;
 let api: ApiServer;

@@ -8,7 +8,6 @@ import { createHash } from 'node:crypto';
 import { createServer, type Socket, connect as tcpConnect } from 'node:net';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startApiServer, startAuthServer } from '../../examples/servers.js';
 import {
   AuthError,
   type AuthOptions,
@@ -20,6 +19,7 @@ import {
   TimeoutError,
 } from '../../src/index.js';
 import { postgresTokenStore, redisTokenStore } from '../../stores/index.js';
+import { startApiServer, startAuthServer } from '../../testing/index.js';
 import { startPrivateRedis } from '../helpers/redis-server.js';
 import { needs, POSTGRES_URL, REDIS_URL } from '../helpers/services.js';
 import { expectNoReuse } from '../helpers/token-server.js';

@@ -4,7 +4,7 @@
  * processes sharing a real Redis.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { startApiServer, startAuthServer } from '../../examples/servers.js';
+import { startApiServer, startAuthServer } from '../../testing/index.js';
 import { startFleet } from '../helpers/fleet.js';
 import type { FleetJob } from '../helpers/fleet-worker.js';
 import { needs, REDIS_URL } from '../helpers/services.js';

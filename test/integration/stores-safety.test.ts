@@ -2,7 +2,6 @@
 import { createClient as createRedis } from '@keyv/redis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ApiServer, type AuthServer, startApiServer, startAuthServer } from '../../examples/servers.js';
 import {
   clientCredentials,
   createClient,
@@ -14,6 +13,7 @@ import {
 } from '../../src/index.js';
 import { tokenKey } from '../../src/internals.js';
 import { postgresTokenStore, redisTokenStore } from '../../stores/index.js';
+import { type ApiServer, type AuthServer, startApiServer, startAuthServer } from '../../testing/index.js';
 import { needs, POSTGRES_URL, REDIS_URL } from '../helpers/services.js';
 
 const redis = await needs('redis');

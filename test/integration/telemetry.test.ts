@@ -12,8 +12,8 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startApiServer, startAuthServer } from '../../examples/servers.js';
 import { clientCredentials, createClient } from '../../src/index.js';
+import { startApiServer, startAuthServer } from '../../testing/index.js';
 import { json, startServer } from '../helpers/server.js';
 
 const spans = new InMemorySpanExporter();

@@ -1,8 +1,8 @@
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ApiServer, type AuthServer, startApiServer, startAuthServer } from '../../examples/servers.js';
 import { AuthError, apiKey, clientCredentials, createClient, type SluiceClient } from '../../src/index.js';
+import { type ApiServer, type AuthServer, startApiServer, startAuthServer } from '../../testing/index.js';
 import { memoryLogger } from '../helpers/logger.js';
 
 /** A server on another port (another origin) that records the headers it receives. */

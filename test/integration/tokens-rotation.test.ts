@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { startApiServer, startAuthServer } from '../../examples/servers.js';
 import { createClient, passwordGrant } from '../../src/index.js';
+import { startApiServer, startAuthServer } from '../../testing/index.js';
 
 const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {

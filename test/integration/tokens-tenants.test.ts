@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ApiServer, type AuthServer, startApiServer, startAuthServer } from '../../examples/servers.js';
 import { clientCredentials, createClient } from '../../src/index.js';
+import { type ApiServer, type AuthServer, startApiServer, startAuthServer } from '../../testing/index.js';
 import { fakeLock, fakeStore } from '../helpers/fake-store.js';
 
 let auth: AuthServer;

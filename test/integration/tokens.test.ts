@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type ApiServer, type AuthServer, startApiServer, startAuthServer } from '../../examples/servers.js';
 import { AuthError, clientCredentials, createClient, type SluiceClient } from '../../src/index.js';
+import { type ApiServer, type AuthServer, startApiServer, startAuthServer } from '../../testing/index.js';
 
 let auth: AuthServer;
 let api: ApiServer;

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-export { listen } from '../../servers.js';
+export { listen } from 'sluice/testing';
 
 /** Reads a request body as text. */
 export function readBody(request: IncomingMessage): Promise<string> {

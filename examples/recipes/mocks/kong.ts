@@ -3,7 +3,7 @@
  * `apikey` header, then the upstream checks the bearer token against a local OAuth token server.
  */
 import { createServer } from 'node:http';
-import { startAuthServer } from '../../servers.js';
+import { startAuthServer } from 'sluice/testing';
 import { json, listen, urlOf } from './http.js';
 
 /** Options of {@link startKongGateway}. */

@@ -247,6 +247,16 @@ export async function startAuthServer(options: AuthServerOptions = {}) {
 
 export type AuthServer = Awaited<ReturnType<typeof startAuthServer>>;
 
+/**
+ * One answer the API gives in place of its normal one, in the order queued (`api.inject(...)`), to
+ * requests that passed the token check: a status (a 429/503 sequence), a body that arrives slowly, or a
+ * body cut short (the connection is destroyed after `cutAfter` of the announced bytes).
+ */
+export type ApiFault =
+  | { status: number; headers?: Record<string, string>; body?: unknown }
+  | { slowBody: number; chunks?: number }
+  | { cutAfter: number };
+
 export interface ApiServerOptions {
   /** Validates tokens against this auth server. */
   auth: AuthServer;
@@ -265,8 +275,9 @@ export interface ApiServerOptions {
  * anything else 404. Every route wants `Authorization: Bearer <token>` or the `SESSIONID` cookie.
  */
 export async function startApiServer(options: ApiServerOptions) {
-  const counts = { requests: 0, ok: 0, unauthorized: 0, injected503: 0, injected429: 0 };
+  const counts = { requests: 0, ok: 0, unauthorized: 0, injected503: 0, injected429: 0, injected: 0 };
   const { auth, failRate = 0, throttleRate = 0, retryAfter = 1, delay = 0 } = options;
+  const faults: ApiFault[] = [];
   const server = createServer(async (request, response) => {
     counts.requests++;
     const body = await readBody(request);
@@ -280,6 +291,12 @@ export async function startApiServer(options: ApiServerOptions) {
     if (!issued) {
       counts.unauthorized++;
       json(response, 401, { error: 'invalid_token' }, { 'www-authenticate': 'Bearer error="invalid_token"' });
+      return;
+    }
+    const fault = faults.shift();
+    if (fault) {
+      counts.injected++;
+      await answerWith(fault, response);
       return;
     }
     const roll = Math.random();
@@ -311,7 +328,37 @@ export async function startApiServer(options: ApiServerOptions) {
     }
   });
   const { url, close } = await listen(server);
-  return { url, counts, close };
+  return {
+    url,
+    counts,
+    /** Queues answers for the next authorized requests, e.g. `inject({ status: 503 }, { status: 429, headers: { 'retry-after': '1' } })`. */
+    inject(...more: ApiFault[]) {
+      faults.push(...more);
+    },
+    close,
+  };
+}
+
+async function answerWith(fault: ApiFault, response: ServerResponse): Promise<void> {
+  if ('status' in fault) {
+    json(response, fault.status, fault.body ?? { error: `injected ${fault.status}` }, fault.headers ?? {});
+    return;
+  }
+  const text = JSON.stringify({ id: 'slow', padding: 'x'.repeat(256) });
+  response.writeHead(200, { 'content-type': 'application/json', 'content-length': String(text.length) });
+  if ('cutAfter' in fault) {
+    response.write(text.slice(0, fault.cutAfter));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    response.destroy();
+    return;
+  }
+  const chunks = Math.max(1, fault.chunks ?? 4);
+  const size = Math.ceil(text.length / chunks);
+  for (let at = 0; at < text.length && !response.destroyed; at += size) {
+    response.write(text.slice(at, at + size));
+    await new Promise((resolve) => setTimeout(resolve, fault.slowBody / chunks));
+  }
+  response.end();
 }
 
 export type ApiServer = Awaited<ReturnType<typeof startApiServer>>;
