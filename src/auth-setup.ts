@@ -150,7 +150,9 @@ export function buildAuthLayers(
     }
     const origins = [...(baseURL ? [new URL(baseURL).origin] : []), ...(layer.origins ?? [])];
     if (origins.length === 0)
-      throw new ConfigError('auth needs baseURL or auth.origins: the credential only goes to those origins');
+      throw new ConfigError(
+        'auth needs baseURL or auth.origins (createFetch has no baseURL: list the API origins the SDK calls, e.g. auth: { grant, origins: ["https://api.example.com"] }): the credential only goes to those origins',
+      );
     for (const origin of origins) allOrigins.add(origin);
     // A grant is read through its own properties only (a planted `refresh` or `placement` is not its).
     const credential = own(layer.grant);

@@ -248,3 +248,19 @@ it('every recipe file runs as a script (npx tsx examples/recipes/<file>)', async
     expect(result.stderr, files[index]).toBe('');
   }
 }, 60_000);
+
+it('every example in examples/ runs as a script (first request, Redis, PostgreSQL, an SDK, middleware, pino, OTel)', async () => {
+  const dir = new URL('../../examples/', import.meta.url).pathname;
+  const files = readdirSync(dir).filter((name) => name.endsWith('.ts') && name !== 'demo.ts' && name !== 'workload.ts');
+  expect(files.length).toBeGreaterThanOrEqual(7);
+  const run = promisify(execFile);
+  const results = await Promise.all(
+    files.map((file) =>
+      run(process.execPath, ['--import', 'tsx', join(dir, file)], { timeout: 30_000, cwd: join(dir, '..') }),
+    ),
+  );
+  for (const [index, result] of results.entries()) {
+    expect(result.stdout.length, files[index]).toBeGreaterThan(0);
+    expect(result.stderr, files[index]).toBe('');
+  }
+}, 60_000);
