@@ -12,9 +12,10 @@ import { memoryLock } from '../stores/memory-lock.js';
 import { type AuthControl, type AuthOptions, buildAuthLayers } from './auth-setup.js';
 import { eventsSubscribed, publishEvent, traced } from './channels.js';
 import { compose, instrument } from './compose.js';
-import { ClosedError, ConfigError } from './errors.js';
+import { ClosedError, ConfigError, SluiceError } from './errors.js';
 import { own } from './own.js';
 import { addSecretNames } from './redact.js';
+import type { HttpRequest } from './request.js';
 import type { TokenStore } from './store.js';
 import { telemetry } from './telemetry.js';
 import { fetchTransport, type TlsOptions, undiciTransport } from './transport.js';
@@ -204,17 +205,33 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
   const { middleware } = options;
   const list = typeof middleware === 'function' ? middleware(defaults) : (middleware ?? defaults);
   if (!Array.isArray(list)) throw new ConfigError('middleware must be an array of functions, or return one');
+  let closing: Promise<void> | undefined;
+  const closed = (request: HttpRequest, cause?: unknown) =>
+    new ClosedError({ method: request.method, url: request.url, attempts: request.state.attempts, cause });
+  // A retry, redirect hop or re-issue due after close() is not sent: it fails as ClosedError.
+  const send: Next = (request) => (closing ? Promise.reject(closed(request)) : transport.send(request));
   let composed: Next;
   try {
-    const send = instrument(transport.send);
-    composed = compose(list, tel ? tel.attempt(send) : send);
+    const attempt = instrument(send);
+    composed = compose(list, tel ? tel.attempt(attempt) : attempt);
   } catch (error) {
     throw new ConfigError((error as Error).message);
   }
   const tracedRun = traced(tel ? tel.call(composed) : composed);
-  let closing: Promise<void> | undefined;
-  const run: Next = (request) =>
-    closing ? Promise.reject(new ClosedError({ method: request.method, url: request.url })) : tracedRun(request);
+  const run: Next = (request) => {
+    if (closing) return Promise.reject(closed(request));
+    // A call in flight when close() ended its token request or its connection fails as ClosedError too,
+    // not as an abort the caller never asked for.
+    return tracedRun(request).catch((error: unknown) => {
+      const shutDown =
+        closing &&
+        !request.signal?.aborted &&
+        error instanceof SluiceError &&
+        (error.code === 'ABORTED' || error.code === 'ERR_CLIENT_CLOSED') &&
+        !(error instanceof ClosedError);
+      throw shutDown ? closed(request, error) : error;
+    });
+  };
   return {
     run,
     transport,

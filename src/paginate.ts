@@ -35,7 +35,7 @@ export interface PaginateOptions<T> extends Omit<RequestOptions, 'method' | 'bod
 }
 
 const PAGINATE_OPTIONS: ReadonlySet<string> = new Set([
-  ...[...REQUEST_OPTIONS].filter((name) => name !== 'method' && name !== 'body' && name !== 'responseType'),
+  ...REQUEST_OPTIONS,
   'next',
   'items',
   'pageParam',

@@ -64,6 +64,15 @@ export function telemetry(version = '0.1.0'): Telemetry | undefined {
     description: 'Time spent waiting for the shared refresh lock.',
   });
   const calls = new WeakMap<CallState, Otel.Context>();
+  const unsampled = new WeakMap<CallState, Otel.Context>();
+  /** The request with the trace-context headers of `context` (W3C `traceparent`, through the global propagator). */
+  const withContext = (request: HttpRequest, context: Otel.Context): HttpRequest => {
+    const carrier: Record<string, string> = {};
+    api.propagation.inject(context, carrier, setter);
+    let outgoing = request;
+    for (const [name, value] of Object.entries(carrier)) outgoing = outgoing.withHeader(name, value);
+    return outgoing;
+  };
   const tokenSpans = new Map<string, Otel.Span>();
   const { SpanKind, SpanStatusCode } = api;
 
@@ -87,14 +96,16 @@ export function telemetry(version = '0.1.0'): Telemetry | undefined {
         const parent = api.context.active();
         const span = tracer.startSpan(
           `sluice ${request.method}`,
-          {
-            kind: SpanKind.INTERNAL,
-            attributes: { 'http.request.method': request.method, 'url.full': redactUrl(request.url) },
-          },
+          { kind: SpanKind.INTERNAL, attributes: { 'http.request.method': request.method } },
           parent,
         );
-        // No SDK registered (or this call not sampled): nothing more is built for it.
-        if (!span.isRecording()) return run(request);
+        if (!span.isRecording()) {
+          // No SDK: nothing more is built. An SDK that did not sample this call: no spans, but its
+          // attempts still carry the trace context (and the "not sampled" flag) downstream.
+          if (api.isSpanContextValid(span.spanContext())) unsampled.set(request.state, api.trace.setSpan(parent, span));
+          return run(request);
+        }
+        span.setAttribute('url.full', redactUrl(request.url));
         calls.set(request.state, api.trace.setSpan(parent, span));
         try {
           const response = await run(request);
@@ -124,7 +135,10 @@ export function telemetry(version = '0.1.0'): Telemetry | undefined {
       };
       return async function tracedAttempt(request: HttpRequest) {
         const parent = calls.get(request.state);
-        if (!parent) return measuredOnly(request);
+        if (!parent) {
+          const context = unsampled.get(request.state);
+          return measuredOnly(context ? withContext(request, context) : request);
+        }
         const url = new URL(request.url);
         const resends = request.state.attempts;
         const attributes: Otel.Attributes = {
@@ -135,10 +149,7 @@ export function telemetry(version = '0.1.0'): Telemetry | undefined {
         };
         if (resends > 0) attributes['http.request.resend_count'] = resends;
         const span = tracer.startSpan(request.method, { kind: SpanKind.CLIENT, attributes }, parent);
-        const carrier: Record<string, string> = {};
-        api.propagation.inject(api.trace.setSpan(parent, span), carrier, setter);
-        let outgoing = request;
-        for (const [name, value] of Object.entries(carrier)) outgoing = outgoing.withHeader(name, value);
+        const outgoing = withContext(request, api.trace.setSpan(parent, span));
         const started = performance.now();
         const measured = { 'http.request.method': request.method, 'server.address': url.hostname };
         try {

@@ -8,7 +8,9 @@ import { importPeer } from './peer.js';
 import { type PostgresLockOptions, postgresLock } from './postgres-lock.js';
 import { settlesWithin } from './timeout.js';
 
-export interface PostgresTokenStoreOptions extends KeyvTokenStoreOptions, PostgresLockOptions {
+export interface PostgresTokenStoreOptions
+  extends KeyvTokenStoreOptions,
+    Omit<PostgresLockOptions, 'prefix' | 'namespace'> {
   /** Prefix for every key and lock id, so several apps (or tests) can share one table. @default 'sluice' */
   namespace?: string | undefined;
   /** The table `@keyv/postgres` keeps tokens in; created when missing. @default 'sluice_tokens' */
@@ -48,9 +50,9 @@ const POSTGRES_OPTIONS = new Set([
   'poolSize',
   'timeoutMs',
   'encryptionKey',
+  'shared',
   'queryTimeoutMs',
   'poll',
-  'prefix',
 ]);
 
 export function postgresTokenStore(url: string, given: PostgresTokenStoreOptions = {}): SharedTokenStore {

@@ -7,7 +7,7 @@ import { importPeer } from './peer.js';
 import { type RedisLockOptions, redisLock } from './redis-lock.js';
 import { bounded, settlesWithin } from './timeout.js';
 
-export interface RedisTokenStoreOptions extends KeyvTokenStoreOptions, RedisLockOptions {
+export interface RedisTokenStoreOptions extends KeyvTokenStoreOptions, Omit<RedisLockOptions, 'prefix' | 'namespace'> {
   /** Prefix for every key this store and its lock write, so several apps can share one Redis. @default 'sluice' */
   namespace?: string | undefined;
 }
@@ -43,7 +43,7 @@ const reconnectStrategy = (retries: number) => Math.min(50 * 2 ** Math.min(retri
  * Tokens go through `@keyv/redis`; the lock is `SET NX PX` on the same connection. While Redis is
  * unreachable, calls fail fast with `StoreUnavailableError` instead of queueing.
  */
-const REDIS_OPTIONS = new Set(['namespace', 'timeoutMs', 'encryptionKey', 'prefix', 'commandTimeoutMs', 'poll']);
+const REDIS_OPTIONS = new Set(['namespace', 'timeoutMs', 'encryptionKey', 'shared', 'commandTimeoutMs', 'poll']);
 
 export function redisTokenStore(url: string, given: RedisTokenStoreOptions = {}): SharedTokenStore {
   const options = own(given);

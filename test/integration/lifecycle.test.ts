@@ -2,7 +2,8 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ClosedError, createClient, createFetch } from '../../src/index.js';
+import { ClosedError, clientCredentials, createClient, createFetch } from '../../src/index.js';
+import { startApiServer, startAuthServer } from '../../testing/index.js';
 import { json, startServer, type TestServer } from '../helpers/server.js';
 import { needs } from '../helpers/services.js';
 
@@ -34,6 +35,40 @@ describe('close()', () => {
     await fetcher.close();
     await expect(fetcher(`${server.url}/c`)).rejects.toBeInstanceOf(ClosedError);
     expect(server.requests).toBe(1);
+  });
+
+  it.each([
+    'undici',
+    'fetch',
+  ] as const)('%s: calls in flight at close() (waiting for a token, a retry due after it) fail as ClosedError', async (transport) => {
+    const auth = await startAuthServer({ delay: 400 });
+    const api = await startApiServer({ auth });
+    const closers = [auth.close, api.close];
+    try {
+      const grant = clientCredentials({ tokenURL: auth.tokenURL, clientId: 'app', clientSecret: 'app-secret' });
+      const waiting = createClient({ baseURL: api.url, transport, auth: { grant } });
+      const pending = waiting.get('items/1').catch((error: unknown) => error);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await waiting.close();
+      expect(await pending).toBeInstanceOf(ClosedError);
+
+      const retrying = createClient({
+        baseURL: api.url,
+        transport,
+        retry: { baseDelay: 300, random: () => 1 },
+        auth: { grant },
+      });
+      await retrying.auth.token();
+      api.inject({ status: 503 });
+      const retry = retrying.get('items/2').catch((error: unknown) => error);
+      while (api.counts.injected === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+      await retrying.close();
+      const error = await retry;
+      expect(error).toBeInstanceOf(ClosedError);
+      expect(api.counts.ok).toBe(0);
+    } finally {
+      for (const close of closers) await close();
+    }
   });
 
   it.each(['redis', 'postgres'])('a script that forgets close() with a %s store exits by itself', async (engine) => {

@@ -2,7 +2,8 @@
  * OpenTelemetry (issue 12, item 1): spans recorded with the SDK's in-memory exporter, metrics with its
  * in-memory metric exporter, trace context on the wire; no secret in any attribute.
  */
-import { metrics, propagation, SpanKind, trace } from '@opentelemetry/api';
+import { context, metrics, propagation, SpanKind, TraceFlags, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import {
   AggregationTemporality,
@@ -23,11 +24,13 @@ beforeAll(() => {
   trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] }));
   metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }));
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 });
 afterAll(() => {
   trace.disable();
   metrics.disable();
   propagation.disable();
+  context.disable();
 });
 const closers: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -92,6 +95,31 @@ describe('OpenTelemetry', () => {
     const token = (await client.auth.token()).accessToken;
     const text = JSON.stringify(finished.map((span) => ({ name: span.name, attributes: span.attributes })));
     for (const secret of [token, 'app-secret', 'QUERY-SECRET']) expect(text).not.toContain(secret);
+  });
+
+  it("a call under the caller's span is its child; under an unsampled parent no span is recorded, yet traceparent goes out (flags 00)", async () => {
+    const edge = await startServer((request, response) =>
+      json(response, 200, { traceparent: request.headers.traceparent }),
+    );
+    closers.push(edge.close);
+    const client = createClient({ baseURL: edge.url });
+    closers.push(() => client.close());
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const remote = (flags: number) =>
+      trace.setSpanContext(context.active(), {
+        traceId,
+        spanId: '00f067aa0ba902b7',
+        traceFlags: flags,
+        isRemote: true,
+      });
+    const sampled = (await context.with(remote(TraceFlags.SAMPLED), () => client.get('a'))) as { traceparent: string };
+    expect(sampled.traceparent).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
+    const call = spans.getFinishedSpans().find((span) => span.name === 'sluice GET');
+    expect(call?.parentSpanContext?.spanId).toBe('00f067aa0ba902b7');
+    spans.reset();
+    const unsampled = (await context.with(remote(TraceFlags.NONE), () => client.get('b'))) as { traceparent: string };
+    expect(unsampled.traceparent).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-00$`));
+    expect(spans.getFinishedSpans()).toEqual([]);
   });
 
   it('telemetry: false records nothing and sends no traceparent', async () => {

@@ -82,7 +82,11 @@ describe('an undefined option is an option not given (exactOptionalPropertyTypes
       auth: { grant: clientCredentials({ ...grant, scope: env.SCOPE }), skew: undefined },
     });
     await api.close();
-    const shared = redisTokenStore('redis://127.0.0.1:6379', { encryptionKey: env.TOKEN_KEY, namespace: env.NS });
+    const shared = redisTokenStore('redis://127.0.0.1:6379', {
+      encryptionKey: env.TOKEN_KEY,
+      namespace: env.NS,
+      shared: true,
+    });
     await shared.close();
     const { default: Keyv } = await import('keyv');
     expect(() => keyvTokenStore(new Keyv(), { encryptionKey: env.TOKEN_KEY })).not.toThrow();
