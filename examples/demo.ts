@@ -4,9 +4,13 @@
  * 429s with Retry-After. Ends with a summary table.
  *
  *   npm run demo -- --seconds 20 --workers 50
+ *   npm run demo -- --processes 4 --local                          (4 processes sharing one token through files, no server)
  *   npm run demo -- --processes 4 --redis redis://127.0.0.1:6379   (workers in 4 processes sharing Redis)
  */
 import { fork } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startApiServer, startAuthServer } from 'sluice/testing';
 import { runWorkers, type WorkerReport } from './workload.js';
@@ -18,16 +22,21 @@ const { values } = parseArgs({
     lifetime: { type: 'string', default: '5' },
     processes: { type: 'string', default: '1' },
     redis: { type: 'string' },
+    local: { type: 'boolean', default: false },
   },
 });
 const seconds = Number(values.seconds);
 const workers = Number(values.workers);
 const lifetime = Number(values.lifetime);
 const processes = Number(values.processes);
-if (processes > 1 && !values.redis) {
-  console.error('--processes N needs --redis URL: the processes share their token through Redis');
+if (processes > 1 && !values.redis && !values.local) {
+  console.error('--processes N needs --local (files, no server) or --redis URL: the processes share their token');
   process.exit(2);
 }
+const localDir = values.local ? mkdtempSync(join(tmpdir(), 'sluice-demo-')) : undefined;
+process.on('exit', () => {
+  if (localDir) rmSync(localDir, { recursive: true, force: true });
+});
 
 const auth = await startAuthServer({ lifetime });
 const api = await startApiServer({ auth, failRate: 0.01, throttleRate: 0.004, retryAfter: 1 });
@@ -42,6 +51,7 @@ const job = {
   seconds,
   workers,
   redis: values.redis,
+  local: localDir,
   namespace: `demo-${process.pid}-${Date.now()}`,
 };
 const started = Date.now();

@@ -10,6 +10,8 @@ export interface Job {
   seconds: number;
   workers: number;
   redis?: string | undefined;
+  /** A directory: share the token through localTokenStore (no server). */
+  local?: string | undefined;
   namespace: string;
 }
 
@@ -26,9 +28,12 @@ export interface WorkerReport {
 }
 
 export async function runWorkers(job: Job): Promise<WorkerReport> {
+  const stores = await import('../stores/index.js');
   const shared = job.redis
-    ? (await import('../stores/index.js')).redisTokenStore(job.redis, { namespace: job.namespace })
-    : undefined;
+    ? stores.redisTokenStore(job.redis, { namespace: job.namespace })
+    : job.local
+      ? stores.localTokenStore(job.local, { namespace: job.namespace })
+      : undefined;
   const auth: AuthOptions = {
     grant: clientCredentials({ tokenURL: job.tokenURL, clientId: 'app', clientSecret: 'app-secret', scope: 'items' }),
     skew: 1000,

@@ -12,6 +12,7 @@ import { clientCredentials, createClient, customGrant, passwordGrant, type Sluic
 import {
   keyvRedisLock,
   keyvTokenStore,
+  localTokenStore,
   postgresLock,
   postgresTokenStore,
   redisTokenStore,
@@ -22,7 +23,7 @@ export interface FleetJob {
   apiURL: string;
   tokenURL: string;
   /** `keyv-*`: a Keyv the user built by hand (default `useKeyPrefix`, their own table), with its lock. */
-  engine: 'redis' | 'postgres' | 'keyv-redis' | 'keyv-postgres';
+  engine: 'redis' | 'postgres' | 'keyv-redis' | 'keyv-postgres' | 'local';
   storeURL: string;
   namespace: string;
   loops: number;
@@ -77,7 +78,9 @@ const shared =
     ? redisTokenStore(job.storeURL, { namespace: job.namespace })
     : job.engine === 'postgres'
       ? postgresTokenStore(job.storeURL, { namespace: job.namespace })
-      : handBuilt();
+      : job.engine === 'local'
+        ? localTokenStore(job.storeURL, { namespace: job.namespace })
+        : handBuilt();
 // Each worker names itself to the token server (extraParams), which would make it a credential of its
 // own: one custom grant identity over it keeps the fleet on one store key.
 const named =

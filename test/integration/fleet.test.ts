@@ -2,6 +2,9 @@
  * Many processes, one token: 8 forked workers x 50 concurrent loops sharing a Redis (or PostgreSQL)
  * store, against a real local auth server and API. The servers count; the tests assert.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startApiServer, startAuthServer } from '../../testing/index.js';
 import { startFleet } from '../helpers/fleet.js';
@@ -16,7 +19,7 @@ afterEach(async () => {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function revocationRun(engine: 'redis' | 'postgres', storeURL: string) {
+async function revocationRun(engine: 'redis' | 'postgres' | 'local', storeURL: string) {
   const auth = await startAuthServer({ refreshTokens: true, reuseDetection: true });
   const api = await startApiServer({ auth });
   closers.push(auth.close, api.close);
@@ -64,5 +67,18 @@ describe('one token across processes', () => {
     expect(tokensBefore).toBe(1);
     expect(auth.counts.token - tokensBefore).toBe(1);
     expect(auth.counts.reuse).toBe(0);
+  }, 60_000);
+
+  it('local files, no server: the same fleet and revocation -> exactly 1 token request, 0 failures, 0 reuse', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-fleet-'));
+    closers.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const { auth, api, reports, tokensBefore } = await revocationRun('local', dir);
+    expect(reports).toHaveLength(8);
+    expect(reports.flatMap((report) => report.errors)).toEqual([]);
+    expect(reports.reduce((sum, report) => sum + report.failed, 0)).toBe(0);
+    expect(tokensBefore).toBe(1);
+    expect(auth.counts.token - tokensBefore).toBe(1);
+    expect(auth.counts.reuse).toBe(0);
+    expect(api.counts.unauthorized).toBeGreaterThan(0);
   }, 60_000);
 });

@@ -1,8 +1,13 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import KeyvRedis from '@keyv/redis';
 import Keyv from 'keyv';
 import pg from 'pg';
+import { afterAll } from 'vitest';
 import {
   keyvTokenStore,
+  localTokenStore,
   memoryLock,
   postgresLock,
   postgresTokenStore,
@@ -32,6 +37,16 @@ storeConformance('in-memory Keyv, encrypted', (namespace) =>
   keyvTokenStore(new Keyv({ store: memory, namespace }), { encryptionKey: 'a passphrase' }),
 );
 lockConformance('in-process', () => memoryLock());
+
+const localDir = mkdtempSync(join(tmpdir(), 'sluice-conformance-'));
+afterAll(() => rmSync(localDir, { recursive: true, force: true }));
+storeConformance('local files', (namespace) => localTokenStore(localDir, { namespace }).store);
+storeConformance(
+  'local files, encrypted',
+  (namespace) => localTokenStore(localDir, { namespace, encryptionKey: KEY }).store,
+);
+const local = localTokenStore(localDir, { namespace: unique('conformance-lock') });
+lockConformance('local files', () => local.lock);
 
 if (redis) {
   storeConformance(

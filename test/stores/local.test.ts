@@ -1,0 +1,72 @@
+/** localTokenStore (issue 13, item 1): what a file-backed store owes its machine beyond the conformance suites. */
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConfigError, clientCredentials, createClient, type SluiceEvent } from '../../src/index.js';
+import { localTokenStore } from '../../stores/index.js';
+import { startApiServer, startAuthServer } from '../../testing/index.js';
+
+const dirs: string[] = [];
+const closers: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+const fresh = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-local-'));
+  dirs.push(dir);
+  return dir;
+};
+
+describe('localTokenStore', () => {
+  it('refuses a directory every user may write to; creates its own 0700, files 0600', async () => {
+    const open = join(fresh(), 'open');
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    expect(() => localTokenStore(open)).toThrow(ConfigError);
+    expect(() => localTokenStore(open)).toThrow(/writable by every user/);
+    const dir = fresh();
+    const { store } = localTokenStore(dir, { namespace: 'app' });
+    await store.set('k', { revision: 1 }, 60_000);
+    expect(statSync(join(dir, 'app')).mode & 0o777).toBe(0o700);
+    for (const name of readdirSync(join(dir, 'app'))) expect(statSync(join(dir, 'app', name)).mode & 0o777).toBe(0o600);
+    expect(() => localTokenStore(dir, { namespace: '../escape' })).toThrow(ConfigError);
+  });
+
+  it('sealed entries hold no token; a corrupt newest entry is ignored and replaced by a client', async () => {
+    const auth = await startAuthServer();
+    const api = await startApiServer({ auth });
+    closers.push(auth.close, api.close);
+    const dir = fresh();
+    const grant = clientCredentials({ tokenURL: auth.tokenURL, clientId: 'app', clientSecret: 'app-secret' });
+    const events: SluiceEvent[] = [];
+    const make = () =>
+      createClient({
+        baseURL: api.url,
+        onEvent: (event) => events.push(event),
+        auth: { grant, ...localTokenStore(dir, { encryptionKey: 'a passphrase' }) },
+      });
+    const first = make();
+    closers.push(() => first.close());
+    await first.get('whoami');
+    const token = (await first.auth.token()).accessToken;
+    const files = readdirSync(join(dir, 'sluice')).filter((name) => !name.startsWith('.'));
+    for (const name of files) expect(readFileSync(join(dir, 'sluice', name), 'utf8')).not.toContain(token);
+    // Garbage as the newest version of the token entry.
+    const keyOf = (name: string) => Buffer.from(name.split('~')[0] as string, 'base64url').toString();
+    const versions = files.filter((name) => /^sluice:token:[\w-]+$/.test(keyOf(name)));
+    const base = (versions[0] as string).split('~')[0];
+    const newest = Math.max(...versions.map((name) => Number(name.split('~')[1])));
+    writeFileSync(join(dir, 'sluice', `${base}~${newest + 1}`), '{not json', { mode: 0o600 });
+    const second = make();
+    closers.push(() => second.close());
+    await second.get('whoami');
+    expect(auth.counts.token).toBe(2);
+    expect(events.some((event) => event.type === 'token' && event.action === 'store-entry-ignored')).toBe(true);
+    const third = make();
+    closers.push(() => third.close());
+    await third.get('whoami');
+    expect(auth.counts.token).toBe(2);
+  });
+});
