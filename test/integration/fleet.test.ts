@@ -48,37 +48,29 @@ async function revocationRun(engine: 'redis' | 'postgres' | 'local', storeURL: s
   return { auth, api, reports, tokensBefore };
 }
 
+/** 8 reports, no error or failure, 1 token before the revocation and exactly 1 after it, no reuse. */
+function expectOneTokenPerRevocation({ auth, api, reports, tokensBefore }: Awaited<ReturnType<typeof revocationRun>>) {
+  expect(reports).toHaveLength(8);
+  expect(reports.flatMap((report) => report.errors)).toEqual([]);
+  expect(reports.reduce((sum, report) => sum + report.failed, 0)).toBe(0);
+  expect(tokensBefore).toBe(1);
+  expect(auth.counts.token - tokensBefore).toBe(1);
+  expect(auth.counts.reuse).toBe(0);
+  expect(api.counts.unauthorized).toBeGreaterThan(0);
+}
+
 describe('one token across processes', () => {
   it('Redis: 8 processes x 50 loops, a revocation mid-run -> exactly 1 token request, 0 failures, 0 reuse', async () => {
-    const { auth, api, reports, tokensBefore } = await revocationRun('redis', REDIS);
-    expect(reports).toHaveLength(8);
-    expect(reports.flatMap((report) => report.errors)).toEqual([]);
-    expect(reports.reduce((sum, report) => sum + report.failed, 0)).toBe(0);
-    expect(tokensBefore).toBe(1);
-    expect(auth.counts.token - tokensBefore).toBe(1);
-    expect(auth.counts.reuse).toBe(0);
-    expect(api.counts.unauthorized).toBeGreaterThan(0);
+    expectOneTokenPerRevocation(await revocationRun('redis', REDIS));
   }, 60_000);
 
   it('PostgreSQL: the same fleet and revocation -> exactly 1 token request, 0 failures, 0 reuse', async () => {
-    const { auth, reports, tokensBefore } = await revocationRun('postgres', POSTGRES);
-    expect(reports).toHaveLength(8);
-    expect(reports.flatMap((report) => report.errors)).toEqual([]);
-    expect(tokensBefore).toBe(1);
-    expect(auth.counts.token - tokensBefore).toBe(1);
-    expect(auth.counts.reuse).toBe(0);
+    expectOneTokenPerRevocation(await revocationRun('postgres', POSTGRES));
   }, 60_000);
 
   it('local files, no server: the same fleet and revocation -> exactly 1 token request, 0 failures, 0 reuse', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-fleet-'));
     closers.push(async () => rmSync(dir, { recursive: true, force: true }));
-    const { auth, api, reports, tokensBefore } = await revocationRun('local', dir);
-    expect(reports).toHaveLength(8);
-    expect(reports.flatMap((report) => report.errors)).toEqual([]);
-    expect(reports.reduce((sum, report) => sum + report.failed, 0)).toBe(0);
-    expect(tokensBefore).toBe(1);
-    expect(auth.counts.token - tokensBefore).toBe(1);
-    expect(auth.counts.reuse).toBe(0);
-    expect(api.counts.unauthorized).toBeGreaterThan(0);
+    expectOneTokenPerRevocation(await revocationRun('local', dir));
   }, 60_000);
 });
