@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto';
-import { mkdirSync, statSync } from 'node:fs';
-import { link, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import { createHash, randomUUID } from 'node:crypto';
+import { linkSync, lstatSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { link, readdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ConfigError, StoreUnavailableError } from '../src/errors.js';
 import { checkNames, own } from '../src/own.js';
@@ -42,20 +42,27 @@ export function localTokenStore(path: string, given: LocalTokenStoreOptions = {}
   const { namespace = 'sluice', poll = [25, 200] } = options;
   checkPoll('localTokenStore', poll);
   if (typeof path !== 'string' || path.length === 0) throw new ConfigError('localTokenStore: path must be a directory');
-  if (!/^[\w.-]+$/.test(namespace))
-    throw new ConfigError('localTokenStore: namespace must be a plain name ([A-Za-z0-9_.-])');
+  if (!/^[\w-][\w.-]*$/.test(namespace))
+    throw new ConfigError('localTokenStore: namespace must be a plain name ([A-Za-z0-9_.-], not starting with a dot)');
   const dir = join(resolve(path), namespace);
-  prepare(resolve(path));
-  prepare(dir);
+  prepare(resolve(path), false);
+  prepare(dir, true);
+  probeLink(dir);
   const crypt = options.encryptionKey === undefined ? undefined : encryption(options.encryptionKey);
-  const fileOf = (key: string, index: number) => join(dir, `${Buffer.from(key).toString('base64url')}~${index}`);
+  /** A file name for `key`: its base64url, or a hash of it when that would be too long for a file name. */
+  const nameOf = (key: string) => {
+    const plain = Buffer.from(key).toString('base64url');
+    return plain.length <= 160 ? plain : `=${createHash('sha256').update(key).digest('base64url')}`;
+  };
+  const fileOf = (key: string, index: number) => join(dir, `${nameOf(key)}~${index}`);
+  const isLock = (key: string) => key.startsWith('lock:');
 
   const failed = (operation: string, cause: unknown): StoreUnavailableError =>
     new StoreUnavailableError(`local token store ${operation} failed`, { cause });
 
   /** The newest version of `key` (index 0 and no value when there is none). */
-  async function newest(key: string): Promise<Version> {
-    const prefix = `${Buffer.from(key).toString('base64url')}~`;
+  async function newest(key: string, attempt = 0): Promise<Version> {
+    const prefix = `${nameOf(key)}~`;
     let names: string[];
     try {
       names = await readdir(dir);
@@ -73,8 +80,8 @@ export function localTokenStore(path: string, given: LocalTokenStoreOptions = {}
     try {
       text = await readFile(fileOf(key, index), 'utf8');
     } catch (cause) {
-      // Removed between the listing and the read (a newer version exists): read again.
-      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return newest(key);
+      // Removed between the listing and the read (a newer version exists): read again, a few times.
+      if ((cause as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 5) return newest(key, attempt + 1);
       throw failed('read', cause);
     }
     return { index, value: decode(key, text) };
@@ -90,13 +97,16 @@ export function localTokenStore(path: string, given: LocalTokenStoreOptions = {}
     if (!entry || typeof entry !== 'object') return UNREADABLE;
     if (entry.value === null || entry.value === undefined) return undefined;
     if (typeof entry.expires === 'number' && entry.expires <= Date.now()) return undefined;
-    if (!crypt) return entry.value;
+    // Lock entries hold no secret (an owner id, an expiry) and are never sealed: processes with
+    // different keys still exclude each other.
+    if (!crypt || isLock(key)) return entry.value;
     return crypt.open(entry.value, key) ?? { ...UNREADABLE, revision: revisionOf(entry.value) };
   }
 
   /** Writes version `index` of `key` if nobody has: true when this writer won it. */
   async function claim(key: string, index: number, value: unknown, ttlMs: number): Promise<boolean> {
-    const sealed = value === null || !crypt ? value : { ...crypt.seal(value, key), revision: revisionOf(value) };
+    const sealed =
+      value === null || !crypt || isLock(key) ? value : { ...crypt.seal(value, key), revision: revisionOf(value) };
     const temp = join(dir, `.${randomUUID()}.tmp`);
     try {
       await writeFile(temp, JSON.stringify({ value: sealed, expires: Date.now() + ttlMs }), {
@@ -110,20 +120,40 @@ export function localTokenStore(path: string, given: LocalTokenStoreOptions = {}
     } finally {
       await unlink(temp).catch(() => {});
     }
-    void prune(key, index);
+    // The version this one follows must still be there. If it was pruned, newer versions exist and this
+    // writer (paused since its read) filled a gap below them: its write is lost, not won.
+    if (index > 1 && !(await exists(fileOf(key, index - 1)))) {
+      await unlink(fileOf(key, index)).catch(() => {});
+      return false;
+    }
+    // Every eighth version sweeps the old ones: a listing per write would cost more than it saves.
+    if (index % 8 === 0) void prune(key, index);
     return true;
   }
 
-  /** Removes versions three or more behind `index` that are older than a minute. */
+  /**
+   * Removes this key's versions three or more behind `index` that are older than a minute, and temp
+   * files a crashed writer left. Lowest first: a gap only ever opens below versions that stay.
+   */
   async function prune(key: string, index: number): Promise<void> {
-    for (let old = index - 3; old >= 1 && old >= index - 12; old--) {
-      const file = fileOf(key, old);
-      try {
-        if (Date.now() - statSync(file).mtimeMs > KEEP_MS) await unlink(file);
-      } catch {
-        // Gone already.
+    const prefix = `${nameOf(key)}~`;
+    const now = Date.now();
+    const old: number[] = [];
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      if (name.startsWith(prefix)) {
+        const n = Number(name.slice(prefix.length));
+        if (Number.isSafeInteger(n) && n <= index - 3) old.push(n);
+      } else if (name.endsWith('.tmp')) {
+        await unlinkIfOlder(join(dir, name), now);
       }
     }
+    for (const n of old.sort((a, b) => a - b)) await unlinkIfOlder(fileOf(key, n), now);
   }
 
   /** Writes whatever the newest version is. */
@@ -205,21 +235,58 @@ export function localTokenStore(path: string, given: LocalTokenStoreOptions = {}
   return { store, lock, close: async () => {} };
 }
 
-/** Creates `dir` (mode 0700) if needed; refuses one that others may write to or that is not ours. */
-function prepare(dir: string): void {
+async function exists(file: string): Promise<boolean> {
+  try {
+    await stat(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function unlinkIfOlder(file: string, now: number): Promise<void> {
+  try {
+    if (now - (await stat(file)).mtimeMs > KEEP_MS) await unlink(file);
+  } catch {
+    // Gone already.
+  }
+}
+
+/** Fails at construction, not at the first write, on a filesystem without hard links (FAT, some mounts). */
+function probeLink(dir: string): void {
+  const probe = join(dir, `.${randomUUID()}.tmp`);
+  try {
+    writeFileSync(probe, '', { mode: 0o600, flag: 'wx' });
+    linkSync(probe, `${probe}.link`);
+  } catch (cause) {
+    throw new ConfigError(`localTokenStore: ${dir} does not support hard links (${(cause as Error).message})`);
+  } finally {
+    rmSync(probe, { force: true });
+    rmSync(`${probe}.link`, { force: true });
+  }
+}
+
+/**
+ * Creates `dir` (mode 0700) if needed. Refuses one that is not ours, and, for the directory the files
+ * live in (`strict`), a symlink or one anyone else may write to, sticky or not (another user could plant
+ * a newer version). The parent may be a sticky shared directory such as /tmp.
+ */
+function prepare(dir: string, strict: boolean): void {
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (cause) {
     throw new ConfigError(`localTokenStore: cannot create ${dir}: ${(cause as Error).message}`);
   }
-  const stat = statSync(dir);
-  if (!stat.isDirectory()) throw new ConfigError(`localTokenStore: ${dir} is not a directory`);
-  if ((stat.mode & 0o002) !== 0 && (stat.mode & 0o1000) === 0) {
+  const info = strict ? lstatSync(dir) : statSync(dir);
+  if (!info.isDirectory())
+    throw new ConfigError(`localTokenStore: ${dir} is not a directory (nor a symlink to one we accept)`);
+  const others = (info.mode & 0o022) !== 0;
+  if (strict ? others : (info.mode & 0o002) !== 0 && (info.mode & 0o1000) === 0) {
     throw new ConfigError(
-      `localTokenStore: ${dir} is writable by every user; use a directory only you can write to (e.g. mode 0700)`,
+      `localTokenStore: ${dir} is writable by other users; use a directory only you can write to (e.g. mode 0700)`,
     );
   }
-  if (typeof process.getuid === 'function' && process.getuid() !== 0 && stat.uid !== process.getuid()) {
+  if (strict && typeof process.getuid === 'function' && info.uid !== process.getuid()) {
     throw new ConfigError(`localTokenStore: ${dir} belongs to another user`);
   }
 }

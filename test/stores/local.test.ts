@@ -1,5 +1,15 @@
 /** localTokenStore (issue 13, item 1): what a file-backed store owes its machine beyond the conformance suites. */
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -25,13 +35,27 @@ describe('localTokenStore', () => {
     mkdirSync(open);
     chmodSync(open, 0o777);
     expect(() => localTokenStore(open)).toThrow(ConfigError);
-    expect(() => localTokenStore(open)).toThrow(/writable by every user/);
+    expect(() => localTokenStore(open)).toThrow(/writable by other users/);
+    // The files' own directory: not group- or world-writable even with the sticky bit, not a symlink.
+    const shared = fresh();
+    mkdirSync(join(shared, 'sluice'));
+    chmodSync(join(shared, 'sluice'), 0o1777);
+    expect(() => localTokenStore(shared)).toThrow(/writable by other users/);
+    const linked = fresh();
+    symlinkSync(fresh(), join(linked, 'sluice'));
+    expect(() => localTokenStore(linked)).toThrow(/not a directory/);
+    for (const namespace of ['..', '.', '.hidden', 'a/b'])
+      expect(() => localTokenStore(fresh(), { namespace })).toThrow(ConfigError);
     const dir = fresh();
     const { store } = localTokenStore(dir, { namespace: 'app' });
     await store.set('k', { revision: 1 }, 60_000);
     expect(statSync(join(dir, 'app')).mode & 0o777).toBe(0o700);
     for (const name of readdirSync(join(dir, 'app'))) expect(statSync(join(dir, 'app', name)).mode & 0o777).toBe(0o600);
     expect(() => localTokenStore(dir, { namespace: '../escape' })).toThrow(ConfigError);
+    // A key too long for a file name is hashed into one.
+    const long = `sluice:token:${'x'.repeat(400)}`;
+    await store.set(long, { revision: 2 }, 60_000);
+    expect(await store.get(long)).toEqual({ revision: 2 });
   });
 
   it('sealed entries hold no token; a corrupt newest entry is ignored and replaced by a client', async () => {
