@@ -30,6 +30,11 @@ export interface TokenStore {
   delete(key: string): Promise<void>;
   /** True when other processes can see this store (Redis, PostgreSQL); false for process memory. */
   readonly shared: boolean;
+  /**
+   * Push instead of poll: calls `onChange` soon after anyone writes an entry under `key` (now and then
+   * spuriously). Returns the unsubscribe function. Optional: without it, waiters poll.
+   */
+  watch?(key: string, onChange: () => void): () => void;
   /** Releases connections the store owns. */
   close?(): Promise<void>;
 }

@@ -462,12 +462,35 @@ export class TokenManager {
     const giveUpAt = waitStarted + this.#o.lockWait;
     this.#emit({ action: 'lock-wait' });
     // Wait for the lock in short turns and look at the store between them: when another holder has
-    // written the new generation, take it from the store without queueing for the lock at all.
+    // written the new generation, take it from the store without queueing for the lock at all. A store
+    // that pushes changes ends the turn as soon as the entry is written.
+    let wake: (() => void) | undefined;
+    const unwatch = this.#o.store.watch?.(this.key, () => wake?.());
+    try {
+      return await this.#waitTurns(failed, lockKey, waitStarted, giveUpAt, snapshot, (signal) => {
+        wake = () => signal.abort();
+      });
+    } finally {
+      unwatch?.();
+    }
+  }
+
+  async #waitTurns(
+    failed: number | undefined,
+    lockKey: string,
+    waitStarted: number,
+    giveUpAt: number,
+    first: Snapshot,
+    onTurn: (controller: AbortController) => void,
+  ): Promise<TokenSet> {
+    let snapshot = first;
     for (let turn = 0; ; turn++) {
       let handle: LockHandle | undefined;
       try {
         const waitMs = Math.max(0, Math.min(giveUpAt - this.#o.now(), 50 * 2 ** Math.min(turn, 2)));
-        handle = await this.#o.lock.acquire(lockKey, { ttlMs: this.#o.lockTtl, waitMs });
+        const controller = new AbortController();
+        onTurn(controller);
+        handle = await this.#o.lock.acquire(lockKey, { ttlMs: this.#o.lockTtl, waitMs, signal: controller.signal });
         if (!handle) snapshot = await this.#read();
       } catch (error) {
         return this.#offline(error);

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { linkSync, lstatSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { type FSWatcher, linkSync, lstatSync, mkdirSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
 import { link, readdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ConfigError, StoreUnavailableError } from '../src/errors.js';
@@ -164,10 +164,44 @@ export function localTokenStore(path: string, given: LocalTokenStoreOptions = {}
     }
   }
 
+  // Push: one unref'd watch on the directory, started by the first watcher, tells the watchers of a
+  // key when a version of that key (not of its lock) is written. Polling stays as the fallback.
+  const watchers = new Map<string, Set<() => void>>();
+  let watcher: FSWatcher | undefined;
+  const onFile = (_event: string, file: string | Buffer | null) => {
+    const name = String(file ?? '');
+    const at = name.lastIndexOf('~');
+    if (at > 0) for (const notify of watchers.get(name.slice(0, at)) ?? []) notify();
+  };
+
   const store: TokenStore = {
     shared: true,
     namespace,
     atomicSwap: true,
+    watch(key, onChange) {
+      const name = nameOf(key);
+      let set = watchers.get(name);
+      if (!set) {
+        set = new Set();
+        watchers.set(name, set);
+      }
+      set.add(onChange);
+      if (!watcher) {
+        try {
+          watcher = watch(dir, { persistent: false }, onFile);
+          watcher.on('error', () => {
+            watcher?.close();
+            watcher = undefined;
+          });
+        } catch {
+          // No watch here (some filesystems): waiters poll.
+        }
+      }
+      return () => {
+        set.delete(onChange);
+        if (set.size === 0) watchers.delete(name);
+      };
+    },
     async get(key) {
       const { value } = await newest(key);
       return value;
@@ -232,7 +266,14 @@ export function localTokenStore(path: string, given: LocalTokenStoreOptions = {}
     },
   };
 
-  return { store, lock, close: async () => {} };
+  return {
+    store,
+    lock,
+    close: async () => {
+      watcher?.close();
+      watcher = undefined;
+    },
+  };
 }
 
 async function exists(file: string): Promise<boolean> {

@@ -94,3 +94,42 @@ describe('localTokenStore', () => {
     expect(auth.counts.token).toBe(2);
   });
 });
+
+describe('push: a waiter learns of the new token when it is written', () => {
+  it('a second process waiting behind a slow refresh has the token within a few ms of its write, not at its next poll', async () => {
+    const auth = await startAuthServer({ delay: 420 });
+    const api = await startApiServer({ auth });
+    closers.push(auth.close, api.close);
+    const dir = fresh();
+    const grant = clientCredentials({ tokenURL: auth.tokenURL, clientId: 'app', clientSecret: 'app-secret' });
+    const lags: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      let stored = 0;
+      let received = 0;
+      // Slow lock polling on the waiter: only the push can make it quick.
+      const make = (onEvent: (event: SluiceEvent) => void) =>
+        createClient({
+          baseURL: api.url,
+          onEvent,
+          auth: { grant, ...localTokenStore(dir, { namespace: `push${round}`, poll: [400, 400] }) },
+        });
+      const holder = make((event) => {
+        if (event.type === 'token' && event.action === 'stored') stored = performance.now();
+      });
+      const waiter = make((event) => {
+        if (event.type === 'token' && event.action === 'loaded') received = performance.now();
+      });
+      closers.push(
+        () => holder.close(),
+        () => waiter.close(),
+      );
+      const first = holder.auth.token();
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      await waiter.auth.token();
+      await first;
+      lags.push(received - stored);
+    }
+    expect(auth.counts.token).toBe(3);
+    expect(Math.max(...lags)).toBeLessThan(60);
+  });
+});
