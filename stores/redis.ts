@@ -1,7 +1,7 @@
 import Keyv from 'keyv';
 import { ConfigError, StoreUnavailableError } from '../src/errors.js';
 import { checkNames, own } from '../src/own.js';
-import type { TokenStore } from '../src/store.js';
+import type { Revisioned, TokenStore } from '../src/store.js';
 import { type KeyvTokenStoreOptions, keyvStore, type SharedTokenStore } from './keyv.js';
 import { importPeer } from './peer.js';
 import { type RedisLockOptions, redisLock } from './redis-lock.js';
@@ -108,14 +108,62 @@ export function redisTokenStore(url: string, given: RedisTokenStoreOptions = {})
       if (--busy === 0) idle?.unref();
     }
   };
+  // Push: every write is announced on `<namespace>:written` (the key, no value), and a subscriber
+  // connection, opened by the first watcher and unref'd, wakes that key's waiters. If it is down,
+  // waiters poll as before.
+  const channel = `${namespace}:written`;
+  const announce = (key: string) => {
+    void use((connection) => connection.client.sendCommand(['PUBLISH', channel, key])).catch(() => {});
+  };
+  const watchers = new Map<string, Set<() => void>>();
+  let subscriber: Promise<{ destroy(): void } | undefined> | undefined;
+  const subscribe = () =>
+    (subscriber ??= (async () => {
+      const { client } = await opened;
+      const sub = client.duplicate();
+      sub.on('error', () => {});
+      sub.unref();
+      await sub.connect();
+      await sub.subscribe(channel, (key: string) => {
+        for (const notify of watchers.get(key) ?? []) notify();
+      });
+      return sub;
+    })().catch(() => undefined));
+  const written =
+    <A extends unknown[], R>(write: (...args: A) => Promise<R>, key: (...args: A) => string) =>
+    async (...args: A): Promise<R> => {
+      const result = await write(...args);
+      if (result !== false) announce(key(...args));
+      return result;
+    };
   const store: TokenStore = {
     shared: true,
     namespace,
     get: (key) => use((connection) => connection.inner.get(key)),
-    set: (key, value, ttl) => use((connection) => connection.inner.set(key, value, ttl)),
+    set: written(
+      (key: string, value: unknown, ttl: number) => use((connection) => connection.inner.set(key, value, ttl)),
+      (key) => key,
+    ),
     delete: (key) => use((connection) => connection.inner.delete(key)),
     atomicSwap: true,
-    swap: (key, value, expected, ttl) => use((connection) => connection.inner.swap(key, value, expected, ttl)),
+    swap: written(
+      (key: string, value: Revisioned, expected: number | undefined, ttl: number) =>
+        use((connection) => connection.inner.swap(key, value, expected, ttl)),
+      (key) => key,
+    ),
+    watch(key, onChange) {
+      let set = watchers.get(key);
+      if (!set) {
+        set = new Set();
+        watchers.set(key, set);
+      }
+      set.add(onChange);
+      void subscribe();
+      return () => {
+        set.delete(onChange);
+        if (set.size === 0) watchers.delete(key);
+      };
+    },
   };
   const lock = redisLock(
     {
@@ -127,6 +175,12 @@ export function redisTokenStore(url: string, given: RedisTokenStoreOptions = {})
     store,
     lock,
     async close() {
+      const sub = await subscriber;
+      try {
+        sub?.destroy();
+      } catch {
+        // Closed already (a second close()).
+      }
       const connection = await opened.catch(() => undefined);
       if (!connection) return;
       // A client still trying to connect is dropped at once. A connected one finishes what it sent, if
