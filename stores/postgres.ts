@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import Keyv from 'keyv';
 import type { Pool } from 'pg';
 import { ConfigError } from '../src/errors.js';
@@ -147,18 +148,61 @@ export function postgresTokenStore(url: string, given: PostgresTokenStoreOptions
       poll: options.poll,
       namespace,
     });
-    return { inner, pool, lock };
+    return { inner, pool, lock, pg };
   })();
   opened.catch(() => {});
   // Loading the modules is not the store being slow; each query has its own deadline.
+  // Push: every write is announced with NOTIFY on a channel named after the namespace (the key as
+  // payload, no value); a dedicated LISTEN connection, opened by the first watcher and unref'd, wakes
+  // that key's waiters. If it is down, waiters poll as before.
+  const channel = `sluice_${createHash('sha256').update(namespace).digest('hex').slice(0, 24)}`;
+  const announce = (key: string) => {
+    void opened.then(({ pool }) => pool.query('SELECT pg_notify($1, $2)', [channel, key])).catch(() => {});
+  };
+  const watchers = new Map<string, Set<() => void>>();
+  let listener: Promise<{ end(): Promise<void> } | undefined> | undefined;
+  const listen = () =>
+    (listener ??= (async () => {
+      const { pg } = await opened;
+      const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs });
+      client.on('error', () => {});
+      client.on('notification', (message) => {
+        for (const notify of watchers.get(message.payload ?? '') ?? []) notify();
+      });
+      await client.connect();
+      // The LISTEN connection never keeps the process alive: waiters that need it are awaiting anyway.
+      (client as unknown as { connection?: { stream?: { unref?(): void } } }).connection?.stream?.unref?.();
+      await client.query(`LISTEN ${channel}`);
+      return client;
+    })().catch(() => undefined));
   const store: TokenStore = {
     shared: true,
     namespace,
     get: async (key) => (await opened).inner.get(key),
-    set: async (key, value, ttl) => (await opened).inner.set(key, value, ttl),
+    set: async (key, value, ttl) => {
+      await (await opened).inner.set(key, value, ttl);
+      announce(key);
+    },
     delete: async (key) => (await opened).inner.delete(key),
     atomicSwap: true,
-    swap: async (key, value, expected, ttl) => (await opened).inner.swap(key, value, expected, ttl),
+    swap: async (key, value, expected, ttl) => {
+      const written = await (await opened).inner.swap(key, value, expected, ttl);
+      if (written) announce(key);
+      return written;
+    },
+    watch(key, onChange) {
+      let set = watchers.get(key);
+      if (!set) {
+        set = new Set();
+        watchers.set(key, set);
+      }
+      set.add(onChange);
+      void listen();
+      return () => {
+        set.delete(onChange);
+        if (set.size === 0) watchers.delete(key);
+      };
+    },
   };
   const lock: Lock = {
     shared: true,
@@ -171,6 +215,8 @@ export function postgresTokenStore(url: string, given: PostgresTokenStoreOptions
     lock,
     close: () =>
       (closing ??= (async () => {
+        const listening = await listener;
+        await settlesWithin(listening?.end() ?? Promise.resolve(), 1000);
         const connection = await opened.catch(() => undefined);
         if (!connection) return;
         // An unreachable server never answers a ROLLBACK or a goodbye: after 2 s the sockets are cut.

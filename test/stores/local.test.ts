@@ -14,11 +14,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, clientCredentials, createClient, type SluiceEvent } from '../../src/index.js';
-import { localTokenStore, redisTokenStore } from '../../stores/index.js';
+import { localTokenStore, postgresTokenStore, redisTokenStore } from '../../stores/index.js';
 import { startApiServer, startAuthServer } from '../../testing/index.js';
-import { needs, REDIS_URL } from '../helpers/services.js';
+import { needs, POSTGRES_URL, REDIS_URL } from '../helpers/services.js';
 
 await needs('redis');
+await needs('postgres');
 
 const dirs: string[] = [];
 const closers: (() => Promise<unknown>)[] = [];
@@ -151,6 +152,40 @@ describe('push on Redis', () => {
         baseURL: api.url,
         onEvent,
         auth: { grant, ...redisTokenStore(REDIS_URL, { namespace, poll: [400, 400] }) },
+      });
+    const holder = make((event) => {
+      if (event.type === 'token' && event.action === 'stored') stored = performance.now();
+    });
+    const waiter = make((event) => {
+      if (event.type === 'token' && event.action === 'loaded') received = performance.now();
+    });
+    closers.push(
+      () => holder.close(),
+      () => waiter.close(),
+    );
+    const first = holder.auth.token();
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    await waiter.auth.token();
+    await first;
+    expect(auth.counts.token).toBe(1);
+    expect(received - stored).toBeLessThan(60);
+  });
+});
+
+describe('push on PostgreSQL', () => {
+  it('a waiter behind a slow refresh has the token within a few ms of its write (LISTEN/NOTIFY), not at its next poll', async () => {
+    const auth = await startAuthServer({ delay: 420 });
+    const api = await startApiServer({ auth });
+    closers.push(auth.close, api.close);
+    const grant = clientCredentials({ tokenURL: auth.tokenURL, clientId: 'app', clientSecret: 'app-secret' });
+    const namespace = `push-${process.pid}-${Date.now()}`;
+    let stored = 0;
+    let received = 0;
+    const make = (onEvent: (event: SluiceEvent) => void) =>
+      createClient({
+        baseURL: api.url,
+        onEvent,
+        auth: { grant, ...postgresTokenStore(POSTGRES_URL, { namespace, poll: [400, 400] }) },
       });
     const holder = make((event) => {
       if (event.type === 'token' && event.action === 'stored') stored = performance.now();
