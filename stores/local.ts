@@ -8,6 +8,7 @@ import { type AcquireOptions, type Lock, type LockHandle, revisionOf, type Token
 import { type EncryptionKeys, encryption } from './encryption.js';
 import type { SharedTokenStore } from './keyv.js';
 import { backoff, checkAcquire, checkPoll, sleep } from './timeout.js';
+import { keyWatchers } from './watchers.js';
 
 export interface LocalTokenStoreOptions {
   /** A sub-directory per namespace, so several apps can share one directory. @default 'sluice' */
@@ -166,12 +167,12 @@ export function localTokenStore(path: string, given: LocalTokenStoreOptions = {}
 
   // Push: one unref'd watch on the directory, started by the first watcher, tells the watchers of a
   // key when a version of that key (not of its lock) is written. Polling stays as the fallback.
-  const watchers = new Map<string, Set<() => void>>();
+  const watchers = keyWatchers();
   let watcher: FSWatcher | undefined;
   const onFile = (_event: string, file: string | Buffer | null) => {
     const name = String(file ?? '');
     const at = name.lastIndexOf('~');
-    if (at > 0) for (const notify of watchers.get(name.slice(0, at)) ?? []) notify();
+    if (at > 0) watchers.notify(name.slice(0, at));
   };
 
   const store: TokenStore = {
@@ -179,13 +180,6 @@ export function localTokenStore(path: string, given: LocalTokenStoreOptions = {}
     namespace,
     atomicSwap: true,
     watch(key, onChange) {
-      const name = nameOf(key);
-      let set = watchers.get(name);
-      if (!set) {
-        set = new Set();
-        watchers.set(name, set);
-      }
-      set.add(onChange);
       if (!watcher) {
         try {
           watcher = watch(dir, { persistent: false }, onFile);
@@ -197,10 +191,7 @@ export function localTokenStore(path: string, given: LocalTokenStoreOptions = {}
           // No watch here (some filesystems): waiters poll.
         }
       }
-      return () => {
-        set.delete(onChange);
-        if (set.size === 0) watchers.delete(name);
-      };
+      return watchers.add(nameOf(key), onChange);
     },
     async get(key) {
       const { value } = await newest(key);

@@ -8,6 +8,7 @@ import { type KeyvTokenStoreOptions, keyvStore, type SharedTokenStore } from './
 import { importPeer } from './peer.js';
 import { type PostgresLockOptions, postgresLock } from './postgres-lock.js';
 import { settlesWithin } from './timeout.js';
+import { keyWatchers } from './watchers.js';
 
 export interface PostgresTokenStoreOptions
   extends KeyvTokenStoreOptions,
@@ -159,16 +160,14 @@ export function postgresTokenStore(url: string, given: PostgresTokenStoreOptions
   const announce = (key: string) => {
     void opened.then(({ pool }) => pool.query('SELECT pg_notify($1, $2)', [channel, key])).catch(() => {});
   };
-  const watchers = new Map<string, Set<() => void>>();
+  const watchers = keyWatchers();
   let listener: Promise<{ end(): Promise<void> } | undefined> | undefined;
   const listen = () =>
     (listener ??= (async () => {
       const { pg } = await opened;
       const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs });
       client.on('error', () => {});
-      client.on('notification', (message) => {
-        for (const notify of watchers.get(message.payload ?? '') ?? []) notify();
-      });
+      client.on('notification', (message) => watchers.notify(message.payload ?? ''));
       await client.connect();
       // The LISTEN connection never keeps the process alive: waiters that need it are awaiting anyway.
       (client as unknown as { connection?: { stream?: { unref?(): void } } }).connection?.stream?.unref?.();
@@ -191,17 +190,8 @@ export function postgresTokenStore(url: string, given: PostgresTokenStoreOptions
       return written;
     },
     watch(key, onChange) {
-      let set = watchers.get(key);
-      if (!set) {
-        set = new Set();
-        watchers.set(key, set);
-      }
-      set.add(onChange);
       void listen();
-      return () => {
-        set.delete(onChange);
-        if (set.size === 0) watchers.delete(key);
-      };
+      return watchers.add(key, onChange);
     },
   };
   const lock: Lock = {

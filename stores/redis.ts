@@ -1,11 +1,12 @@
 import Keyv from 'keyv';
 import { ConfigError, StoreUnavailableError } from '../src/errors.js';
 import { checkNames, own } from '../src/own.js';
-import type { Revisioned, TokenStore } from '../src/store.js';
+import type { TokenStore } from '../src/store.js';
 import { type KeyvTokenStoreOptions, keyvStore, type SharedTokenStore } from './keyv.js';
 import { importPeer } from './peer.js';
 import { type RedisLockOptions, redisLock } from './redis-lock.js';
 import { bounded, settlesWithin } from './timeout.js';
+import { keyWatchers } from './watchers.js';
 
 export interface RedisTokenStoreOptions extends KeyvTokenStoreOptions, Omit<RedisLockOptions, 'prefix' | 'namespace'> {
   /** Prefix for every key this store and its lock write, so several apps can share one Redis. @default 'sluice' */
@@ -115,7 +116,7 @@ export function redisTokenStore(url: string, given: RedisTokenStoreOptions = {})
   const announce = (key: string) => {
     void use((connection) => connection.client.sendCommand(['PUBLISH', channel, key])).catch(() => {});
   };
-  const watchers = new Map<string, Set<() => void>>();
+  const watchers = keyWatchers();
   let subscriber: Promise<{ destroy(): void } | undefined> | undefined;
   const subscribe = () =>
     (subscriber ??= (async () => {
@@ -124,45 +125,27 @@ export function redisTokenStore(url: string, given: RedisTokenStoreOptions = {})
       sub.on('error', () => {});
       sub.unref();
       await sub.connect();
-      await sub.subscribe(channel, (key: string) => {
-        for (const notify of watchers.get(key) ?? []) notify();
-      });
+      await sub.subscribe(channel, (key: string) => watchers.notify(key));
       return sub;
     })().catch(() => undefined));
-  const written =
-    <A extends unknown[], R>(write: (...args: A) => Promise<R>, key: (...args: A) => string) =>
-    async (...args: A): Promise<R> => {
-      const result = await write(...args);
-      if (result !== false) announce(key(...args));
-      return result;
-    };
   const store: TokenStore = {
     shared: true,
     namespace,
     get: (key) => use((connection) => connection.inner.get(key)),
-    set: written(
-      (key: string, value: unknown, ttl: number) => use((connection) => connection.inner.set(key, value, ttl)),
-      (key) => key,
-    ),
+    async set(key, value, ttl) {
+      await use((connection) => connection.inner.set(key, value, ttl));
+      announce(key);
+    },
     delete: (key) => use((connection) => connection.inner.delete(key)),
     atomicSwap: true,
-    swap: written(
-      (key: string, value: Revisioned, expected: number | undefined, ttl: number) =>
-        use((connection) => connection.inner.swap(key, value, expected, ttl)),
-      (key) => key,
-    ),
+    async swap(key, value, expected, ttl) {
+      const written = await use((connection) => connection.inner.swap(key, value, expected, ttl));
+      if (written) announce(key);
+      return written;
+    },
     watch(key, onChange) {
-      let set = watchers.get(key);
-      if (!set) {
-        set = new Set();
-        watchers.set(key, set);
-      }
-      set.add(onChange);
       void subscribe();
-      return () => {
-        set.delete(onChange);
-        if (set.size === 0) watchers.delete(key);
-      };
+      return watchers.add(key, onChange);
     },
   };
   const lock = redisLock(
