@@ -3,6 +3,7 @@ export { type KeyvTokenStoreOptions, keyvRedisLock, keyvTokenStore, type SharedT
 export { type LocalTokenStoreOptions, localTokenStore } from './local.js';
 export { memoryLock } from './memory-lock.js';
 export { type PostgresTokenStoreOptions, postgresTokenStore } from './postgres.js';
+export { type PgQueryable, type PostgresLeaseLockOptions, postgresLeaseLock } from './postgres-lease.js';
 export { type PostgresLockOptions, postgresLock } from './postgres-lock.js';
 export { type RedisTokenStoreOptions, redisTokenStore } from './redis.js';
 export { type RedisCommander, type RedisLockOptions, redisLock } from './redis-lock.js';

@@ -17,6 +17,8 @@ export interface LocalTokenStoreOptions {
   encryptionKey?: EncryptionKeys | undefined;
   /** First and longest pause between lock attempts while waiting, in ms. @default [25, 200] */
   poll?: readonly [number, number] | undefined;
+  /** Wake waiters when a version is written (a file watch); `false`: waiters poll. @default true */
+  push?: boolean | undefined;
 }
 
 /** Versions of one key older than this may be removed once three newer ones exist. */
@@ -39,7 +41,7 @@ interface Version {
  */
 export function localTokenStore(path: string, given: LocalTokenStoreOptions = {}): SharedTokenStore {
   const options = own(given);
-  checkNames('localTokenStore', options, new Set(['namespace', 'encryptionKey', 'poll']));
+  checkNames('localTokenStore', options, new Set(['namespace', 'encryptionKey', 'poll', 'push']));
   const { namespace = 'sluice', poll = [25, 200] } = options;
   checkPoll('localTokenStore', poll);
   if (typeof path !== 'string' || path.length === 0) throw new ConfigError('localTokenStore: path must be a directory');
@@ -179,7 +181,7 @@ export function localTokenStore(path: string, given: LocalTokenStoreOptions = {}
     shared: true,
     namespace,
     atomicSwap: true,
-    watch(key, onChange) {
+    watch(key: string, onChange: () => void) {
       if (!watcher) {
         try {
           watcher = watch(dir, { persistent: false }, onFile);
@@ -208,6 +210,8 @@ export function localTokenStore(path: string, given: LocalTokenStoreOptions = {}
     },
   };
 
+  // Without push, waiters poll (they do whenever a store has no watch).
+  if (options.push === false) delete store.watch;
   const lock: Lock = {
     shared: true,
     namespace,

@@ -6,6 +6,7 @@ import { checkNames, own } from '../src/own.js';
 import { type AcquireOptions, type Lock, revisionOf, type TokenStore } from '../src/store.js';
 import { type KeyvTokenStoreOptions, keyvStore, type SharedTokenStore } from './keyv.js';
 import { importPeer } from './peer.js';
+import { postgresLeaseLock } from './postgres-lease.js';
 import { type PostgresLockOptions, postgresLock } from './postgres-lock.js';
 import { settlesWithin } from './timeout.js';
 import { keyWatchers } from './watchers.js';
@@ -19,6 +20,23 @@ export interface PostgresTokenStoreOptions
   table?: string | undefined;
   /** Connections in the one pool that tokens and locks share; a held lock keeps one. @default 5 */
   poolSize?: number | undefined;
+  /**
+   * Wake waiters when a token is written (LISTEN/NOTIFY on a connection of its own); `false`: waiters
+   * poll. Behind PgBouncer in transaction pooling a LISTEN does not stay on one session: turn it off
+   * there, or give it a direct URL with `listenURL`. @default true
+   */
+  push?: boolean | undefined;
+  /** A direct PostgreSQL URL for the LISTEN connection, when `url` goes through PgBouncer. @default url */
+  listenURL?: string | undefined;
+  /**
+   * `'advisory'`: a transaction advisory lock, on a connection held while the lock is. `'lease'`: a
+   * lease row per lock in `lockTable`, decided by the database clock, one statement at a time: what to
+   * use behind PgBouncer in transaction pooling. Every process of a fleet must use the same kind.
+   * @default 'advisory'
+   */
+  lock?: 'advisory' | 'lease' | undefined;
+  /** The table of lease rows (`lock: 'lease'`), created when missing. @default 'sluice_locks' */
+  lockTable?: string | undefined;
 }
 
 /** The revision in a Keyv envelope as @keyv/postgres stores it; `undefined` if expired or unreadable. */
@@ -43,8 +61,8 @@ const raced = (error: unknown) => ['23505', '42P07'].includes(String((error as {
 
 /**
  * One line for a fleet sharing PostgreSQL: `auth: { grant, ...postgresTokenStore(process.env.DATABASE_URL) }`.
- * Tokens go through `@keyv/postgres`, the lock is an advisory lock, and both run on one pg Pool that
- * this store owns (`close()` ends it). Store calls default to a 2 s deadline (`timeoutMs`).
+ * Tokens go through `@keyv/postgres`, the lock is an advisory lock (or a lease row: `lock: 'lease'`),
+ * and both run on one pg Pool that this store owns (`close()` ends it). Store calls default to a 2 s deadline (`timeoutMs`).
  */
 const POSTGRES_OPTIONS = new Set([
   'namespace',
@@ -55,6 +73,10 @@ const POSTGRES_OPTIONS = new Set([
   'shared',
   'queryTimeoutMs',
   'poll',
+  'push',
+  'listenURL',
+  'lock',
+  'lockTable',
 ]);
 
 export function postgresTokenStore(url: string, given: PostgresTokenStoreOptions = {}): SharedTokenStore {
@@ -63,7 +85,14 @@ export function postgresTokenStore(url: string, given: PostgresTokenStoreOptions
   const { namespace = 'sluice', table = 'sluice_tokens', timeoutMs = 2000, poolSize = 5 } = options;
   if (!/^postgres(ql)?:\/\//.test(url))
     throw new ConfigError('postgresTokenStore: url must look like postgres://user@host:5432/db');
+  const { listenURL = url, lock: lockKind = 'advisory' } = options;
+  if (!/^postgres(ql)?:\/\//.test(listenURL))
+    throw new ConfigError('postgresTokenStore: listenURL must look like postgres://user@host:5432/db');
+  if (lockKind !== 'advisory' && lockKind !== 'lease')
+    throw new ConfigError("postgresTokenStore: lock must be 'advisory' or 'lease'");
   if (!/^[A-Za-z_]\w*$/.test(table)) throw new ConfigError('postgresTokenStore: table must be a plain identifier');
+  if (options.lockTable !== undefined && !/^[A-Za-z_]\w*$/.test(options.lockTable))
+    throw new ConfigError('postgresTokenStore: lockTable must be a plain identifier');
   if (!(Number.isInteger(poolSize) && poolSize >= 2))
     throw new ConfigError('postgresTokenStore: poolSize must be an integer of at least 2');
   // @keyv/postgres and pg are optional peers: loaded here, when a PostgreSQL store is asked for.
@@ -144,11 +173,11 @@ export function postgresTokenStore(url: string, given: PostgresTokenStoreOptions
       { ...options, timeoutMs, shared: true },
       { rawKey: (key) => `${namespace}:${key}`, swap },
     );
-    const lock = postgresLock(pool, {
-      queryTimeoutMs: options.queryTimeoutMs ?? timeoutMs,
-      poll: options.poll,
-      namespace,
-    });
+    const lockOptions = { queryTimeoutMs: options.queryTimeoutMs ?? timeoutMs, poll: options.poll, namespace };
+    const lock =
+      lockKind === 'lease'
+        ? postgresLeaseLock(pool, { ...lockOptions, table: options.lockTable })
+        : postgresLock(pool, lockOptions);
     return { inner, pool, lock, pg };
   })();
   opened.catch(() => {});
@@ -165,7 +194,7 @@ export function postgresTokenStore(url: string, given: PostgresTokenStoreOptions
   const listen = () =>
     (listener ??= (async () => {
       const { pg } = await opened;
-      const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs });
+      const client = new pg.Client({ connectionString: listenURL, connectionTimeoutMillis: timeoutMs });
       client.on('error', () => {});
       client.on('notification', (message) => watchers.notify(message.payload ?? ''));
       await client.connect();
@@ -194,6 +223,8 @@ export function postgresTokenStore(url: string, given: PostgresTokenStoreOptions
       return watchers.add(key, onChange);
     },
   };
+  // Without push, waiters poll (they do whenever a store has no watch).
+  if (options.push === false) delete store.watch;
   const lock: Lock = {
     shared: true,
     namespace,

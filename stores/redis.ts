@@ -11,6 +11,8 @@ import { keyWatchers } from './watchers.js';
 export interface RedisTokenStoreOptions extends KeyvTokenStoreOptions, Omit<RedisLockOptions, 'prefix' | 'namespace'> {
   /** Prefix for every key this store and its lock write, so several apps can share one Redis. @default 'sluice' */
   namespace?: string | undefined;
+  /** Wake waiters when a token is written (pub/sub); `false`: waiters poll. @default true */
+  push?: boolean | undefined;
 }
 
 /**
@@ -44,7 +46,15 @@ const reconnectStrategy = (retries: number) => Math.min(50 * 2 ** Math.min(retri
  * Tokens go through `@keyv/redis`; the lock is `SET NX PX` on the same connection. While Redis is
  * unreachable, calls fail fast with `StoreUnavailableError` instead of queueing.
  */
-const REDIS_OPTIONS = new Set(['namespace', 'timeoutMs', 'encryptionKey', 'shared', 'commandTimeoutMs', 'poll']);
+const REDIS_OPTIONS = new Set([
+  'namespace',
+  'timeoutMs',
+  'encryptionKey',
+  'shared',
+  'commandTimeoutMs',
+  'poll',
+  'push',
+]);
 
 export function redisTokenStore(url: string, given: RedisTokenStoreOptions = {}): SharedTokenStore {
   const options = own(given);
@@ -148,6 +158,8 @@ export function redisTokenStore(url: string, given: RedisTokenStoreOptions = {})
       return watchers.add(key, onChange);
     },
   };
+  // Without push, waiters poll (they do whenever a store has no watch).
+  if (options.push === false) delete store.watch;
   const lock = redisLock(
     {
       sendCommand: (args) => use((connection) => connection.client.sendCommand(args)),

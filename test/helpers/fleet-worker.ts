@@ -25,6 +25,8 @@ export interface FleetJob {
   /** `keyv-*`: a Keyv the user built by hand (default `useKeyPrefix`, their own table), with its lock. */
   engine: 'redis' | 'postgres' | 'keyv-redis' | 'keyv-postgres' | 'local';
   storeURL: string;
+  /** More options for the engine's store (`lock: 'lease'`, `listenURL`, ...). */
+  storeOptions?: Record<string, unknown>;
   namespace: string;
   loops: number;
   maxSeconds: number;
@@ -73,13 +75,14 @@ function handBuilt() {
     },
   };
 }
+const storeOptions = { namespace: job.namespace, ...job.storeOptions };
 const shared =
   job.engine === 'redis'
-    ? redisTokenStore(job.storeURL, { namespace: job.namespace })
+    ? redisTokenStore(job.storeURL, storeOptions)
     : job.engine === 'postgres'
-      ? postgresTokenStore(job.storeURL, { namespace: job.namespace })
+      ? postgresTokenStore(job.storeURL, storeOptions)
       : job.engine === 'local'
-        ? localTokenStore(job.storeURL, { namespace: job.namespace })
+        ? localTokenStore(job.storeURL, storeOptions)
         : handBuilt();
 // Each worker names itself to the token server (extraParams), which would make it a credential of its
 // own: one custom grant identity over it keeps the fleet on one store key.

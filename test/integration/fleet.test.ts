@@ -5,10 +5,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startApiServer, startAuthServer } from '../../testing/index.js';
 import { startFleet } from '../helpers/fleet.js';
 import type { FleetJob } from '../helpers/fleet-worker.js';
+import { hasPgBouncer, startPgBouncer } from '../helpers/pgbouncer.js';
 
 const REDIS = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const POSTGRES = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -19,7 +21,11 @@ afterEach(async () => {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function revocationRun(engine: 'redis' | 'postgres' | 'local', storeURL: string) {
+async function revocationRun(
+  engine: 'redis' | 'postgres' | 'local',
+  storeURL: string,
+  storeOptions: Record<string, unknown> = {},
+) {
   const auth = await startAuthServer({ refreshTokens: true, reuseDetection: true });
   const api = await startApiServer({ auth });
   closers.push(auth.close, api.close);
@@ -30,6 +36,7 @@ async function revocationRun(engine: 'redis' | 'postgres' | 'local', storeURL: s
     tokenURL: auth.tokenURL,
     engine,
     storeURL,
+    storeOptions,
     namespace,
     loops: 50,
     maxSeconds: 40,
@@ -45,7 +52,7 @@ async function revocationRun(engine: 'redis' | 'postgres' | 'local', storeURL: s
   auth.revokeAll();
   await sleep(1500);
   const reports = await fleet.stop();
-  return { auth, api, reports, tokensBefore };
+  return { auth, api, reports, tokensBefore, namespace };
 }
 
 /** 8 reports, no error or failure, 1 token before the revocation and exactly 1 after it, no reuse. */
@@ -66,6 +73,21 @@ describe('one token across processes', () => {
 
   it('PostgreSQL: the same fleet and revocation -> exactly 1 token request, 0 failures, 0 reuse', async () => {
     expectOneTokenPerRevocation(await revocationRun('postgres', POSTGRES));
+  }, 60_000);
+
+  it('PostgreSQL through PgBouncer (transaction pooling), lease-row lock: the same fleet -> 1 token request, 0 failures, 0 reuse', async (context) => {
+    if (!hasPgBouncer()) return context.skip();
+    const bouncer = await startPgBouncer(4);
+    closers.push(bouncer.stop);
+    // LISTEN needs a session of its own: it goes to PostgreSQL directly; everything else through PgBouncer.
+    const run = await revocationRun('postgres', bouncer.url, { lock: 'lease', listenURL: POSTGRES });
+    expectOneTokenPerRevocation(run);
+    // The turns were taken on lease rows: one per refresh at least (the first token, the revocation).
+    const pool = new pg.Pool({ connectionString: POSTGRES });
+    closers.push(() => pool.end());
+    const { rows } = await pool.query('SELECT generation FROM sluice_locks WHERE name LIKE $1', [`${run.namespace}:%`]);
+    expect(rows.length).toBeGreaterThan(0);
+    expect(Math.max(...rows.map((row) => Number(row.generation)))).toBeGreaterThanOrEqual(2);
   }, 60_000);
 
   it('local files, no server: the same fleet and revocation -> exactly 1 token request, 0 failures, 0 reuse', async () => {

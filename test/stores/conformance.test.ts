@@ -9,6 +9,7 @@ import {
   keyvTokenStore,
   localTokenStore,
   memoryLock,
+  postgresLeaseLock,
   postgresLock,
   postgresTokenStore,
   type RedisCommander,
@@ -16,6 +17,7 @@ import {
   redisTokenStore,
   type SharedTokenStore,
 } from '../../stores/index.js';
+import { hasPgBouncer, startPgBouncer } from '../helpers/pgbouncer.js';
 import { needs, POSTGRES_URL, REDIS_URL } from '../helpers/services.js';
 import { lockConformance, storeConformance, unique } from './conformance.js';
 
@@ -84,6 +86,30 @@ if (postgres) {
   lockConformance(
     'PostgreSQL',
     () => postgresLock(pool, { prefix: unique('conformance') }),
+    () => pool.end(),
+  );
+  const leasePool = new pg.Pool({ connectionString: POSTGRES_URL, max: 20 });
+  lockConformance(
+    'PostgreSQL lease rows',
+    () => postgresLeaseLock(leasePool, { namespace: unique('conformance') }),
+    () => leasePool.end(),
+  );
+}
+// Through PgBouncer in transaction pooling: the store (lease lock, LISTEN straight to PostgreSQL) and the
+// lease lock on a pool of PgBouncer connections.
+if (postgres && hasPgBouncer()) {
+  const bouncer = await startPgBouncer(4);
+  afterAll(() => bouncer.stop());
+  storeConformance(
+    'PostgreSQL through PgBouncer',
+    helpers((namespace) =>
+      postgresTokenStore(bouncer.url, { namespace, lock: 'lease', listenURL: POSTGRES_URL, encryptionKey: KEY }),
+    ),
+  );
+  const pool = new pg.Pool({ connectionString: bouncer.url, max: 20 });
+  lockConformance(
+    'PostgreSQL lease rows through PgBouncer',
+    () => postgresLeaseLock(pool, { namespace: unique('conformance') }),
     () => pool.end(),
   );
 }

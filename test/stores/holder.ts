@@ -8,7 +8,7 @@ export interface Holder {
 }
 
 export async function holdInChild(job: {
-  kind: 'redis' | 'postgres';
+  kind: 'redis' | 'postgres' | 'postgres-lease';
   url: string;
   name: string;
   ttlMs: number;

@@ -143,6 +143,18 @@ describe('push: a waiter learns of the new token when it is written, not at its 
     expect(Math.max(...lags)).toBeLessThan(60);
   });
 
+  it('push: false on any store leaves its waiters polling (no watch), and is checked by name', async () => {
+    const stores = [
+      localTokenStore(fresh(), { push: false }),
+      redisTokenStore(REDIS_URL, { push: false }),
+      postgresTokenStore(POSTGRES_URL, { push: false }),
+    ];
+    closers.push(...stores.map((shared) => shared.close));
+    expect(stores.map((shared) => typeof shared.store.watch)).toEqual(['undefined', 'undefined', 'undefined']);
+    expect(typeof localTokenStore(fresh()).store.watch).toBe('function');
+    expect(() => localTokenStore(fresh(), { pushh: false } as never)).toThrow(/push/);
+  });
+
   it.each([
     ['Redis (pub/sub)', (namespace: string) => redisTokenStore(REDIS_URL, { namespace, poll: [400, 400] })],
     [

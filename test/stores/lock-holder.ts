@@ -5,10 +5,10 @@
  */
 import { createClient } from '@keyv/redis';
 import pg from 'pg';
-import { postgresLock, redisLock } from '../../stores/index.js';
+import { postgresLeaseLock, postgresLock, redisLock } from '../../stores/index.js';
 
 const job = JSON.parse(process.argv[2] ?? '{}') as {
-  kind: 'redis' | 'postgres';
+  kind: 'redis' | 'postgres' | 'postgres-lease';
   url: string;
   name: string;
   ttlMs: number;
@@ -17,6 +17,8 @@ const job = JSON.parse(process.argv[2] ?? '{}') as {
 
 async function lockFor() {
   if (job.kind === 'postgres') return postgresLock(new pg.Pool({ connectionString: job.url }), { prefix: job.prefix });
+  if (job.kind === 'postgres-lease')
+    return postgresLeaseLock(new pg.Pool({ connectionString: job.url }), { namespace: job.prefix });
   const client = createClient({ url: job.url });
   await client.connect();
   return redisLock(client, { prefix: job.prefix });
