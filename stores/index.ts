@@ -5,5 +5,5 @@ export { memoryLock } from './memory-lock.js';
 export { type PostgresTokenStoreOptions, postgresTokenStore } from './postgres.js';
 export { type PgQueryable, type PostgresLeaseLockOptions, postgresLeaseLock } from './postgres-lease.js';
 export { type PostgresLockOptions, postgresLock } from './postgres-lock.js';
-export { type RedisTokenStoreOptions, redisTokenStore } from './redis.js';
+export { type RedisTarget, type RedisTokenStoreOptions, redisTokenStore } from './redis.js';
 export { type RedisCommander, type RedisLockOptions, redisLock } from './redis-lock.js';

@@ -42,9 +42,174 @@ return 1`;
 const reconnectStrategy = (retries: number) => Math.min(50 * 2 ** Math.min(retries, 6), 2000);
 
 /**
+ * Where Redis is: one URL (Redis, Valkey, a managed endpoint), the root nodes of a Cluster, or the
+ * Sentinels that know a named master. Credentials and TLS (`rediss:`) come from the URLs; a Sentinel
+ * setup uses the first URL's credentials for the data nodes too.
+ */
+export type RedisTarget = string | { cluster: readonly string[] } | { sentinels: readonly string[]; name: string };
+
+/** One URL, checked: `redis:` or `rediss:`, with a host. */
+function redisURL(url: unknown): URL {
+  try {
+    const parsed = new URL(String(url));
+    if ((parsed.protocol === 'redis:' || parsed.protocol === 'rediss:') && parsed.hostname) return parsed;
+  } catch {}
+  throw new ConfigError('redisTokenStore: every url must look like redis://host:6379');
+}
+
+function checkTarget(target: RedisTarget): string[] {
+  if (typeof target === 'string') return [redisURL(target).href];
+  if (target === null || typeof target !== 'object')
+    throw new ConfigError('redisTokenStore: give a redis:// URL, { cluster: [urls] } or { sentinels: [urls], name }');
+  if ('cluster' in target) {
+    checkNames('redisTokenStore target', target, new Set(['cluster']));
+    if (!Array.isArray(target.cluster) || target.cluster.length === 0)
+      throw new ConfigError('redisTokenStore: cluster must list at least one node URL');
+    return target.cluster.map((url) => redisURL(url).href);
+  }
+  checkNames('redisTokenStore target', target, new Set(['sentinels', 'name']));
+  if (!Array.isArray(target.sentinels) || target.sentinels.length === 0)
+    throw new ConfigError('redisTokenStore: sentinels must list at least one Sentinel URL');
+  if (typeof target.name !== 'string' || target.name.length === 0)
+    throw new ConfigError("redisTokenStore: name must be the Sentinel master's name");
+  return target.sentinels.map((url) => redisURL(url).href);
+}
+
+/** What the store needs of a connection, whatever the topology. */
+interface Connection {
+  /** The client the Keyv adapter takes (a node-redis client, cluster or sentinel). */
+  client: object;
+  /** Sends one command; `key` routes it to the key's node on a Cluster. */
+  send(key: string | undefined, args: string[]): Promise<unknown>;
+  isReady(): boolean;
+  opening: Promise<unknown>;
+  /** Subscribes on a connection of its own (unref'd where node-redis allows it). */
+  subscribe(channel: string, listener: (message: string) => void): Promise<() => void>;
+  /** Lets the process exit while idle (single URL only: Cluster and Sentinel keep it alive until close()). */
+  idle?: { ref(): void; unref(): void };
+  close(): Promise<void>;
+}
+
+type RedisModule = typeof import('@keyv/redis');
+
+function connect(redis: RedisModule, target: RedisTarget, urls: string[], timeoutMs: number): Connection {
+  const socket = { connectTimeout: Math.max(timeoutMs, 1000), reconnectStrategy };
+  if (typeof target === 'string') {
+    const client = redis.createClient({ url: urls[0]!, socket, disableOfflineQueue: true });
+    client.on('error', () => {});
+    return {
+      client,
+      send: (_key, args) => client.sendCommand(args),
+      isReady: () => client.isReady,
+      opening: client.connect().catch(() => undefined),
+      async subscribe(channel, listener) {
+        const sub = client.duplicate();
+        sub.on('error', () => {});
+        sub.unref();
+        await sub.connect();
+        await sub.subscribe(channel, listener);
+        return () => sub.destroy();
+      },
+      idle: client,
+      close: () => closeClient(client),
+    };
+  }
+  if ('cluster' in target) {
+    const cluster = redis.createCluster({
+      rootNodes: urls.map((url) => ({ url })),
+      defaults: { socket, disableOfflineQueue: true },
+    });
+    cluster.on('error', () => {});
+    let open = false;
+    const opening = cluster.connect().then(
+      () => {
+        open = true;
+      },
+      () => undefined,
+    );
+    return {
+      client: cluster,
+      send: (key, args) => cluster.sendCommand(key, false, args),
+      isReady: () => open && cluster.isOpen,
+      opening,
+      async subscribe(channel, listener) {
+        const sub = cluster.duplicate();
+        sub.on('error', () => {});
+        await sub.connect();
+        await sub.subscribe(channel, listener);
+        return () => sub.destroy();
+      },
+      async close() {
+        if (!(await settlesWithin(cluster.close(), 2000))) cluster.destroy();
+      },
+    };
+  }
+  const first = new URL(urls[0]!);
+  const credentials = {
+    ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
+    ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
+  };
+  const tls = first.protocol === 'rediss:' ? { tls: true as const } : {};
+  const sentinel = redis.createSentinel({
+    name: target.name,
+    sentinelRootNodes: urls.map((url) => {
+      const { hostname, port } = new URL(url);
+      return { host: hostname, port: Number(port || 26379) };
+    }),
+    nodeClientOptions: { ...credentials, socket: { ...socket, ...tls }, disableOfflineQueue: true },
+    sentinelClientOptions: { ...credentials, socket: { ...socket, ...tls } },
+  });
+  sentinel.on('error', () => {});
+  return {
+    client: sentinel,
+    send: (_key, args) => sentinel.sendCommand(false, args),
+    isReady: () => sentinel.isReady,
+    opening: sentinel.connect().catch(() => undefined),
+    async subscribe(channel, listener) {
+      await sentinel.subscribe(channel, listener);
+      return () => void sentinel.unsubscribe(channel).catch(() => {});
+    },
+    async close() {
+      if (!(await settlesWithin(sentinel.close(), 2000))) await sentinel.destroy().catch(() => {});
+    },
+  };
+}
+
+/**
+ * A client still trying to connect is dropped at once. A connected one finishes what it sent, if
+ * Redis still answers: a PING answered within 2 s means every earlier reply is in (replies come in
+ * order), so close() has nothing to wait for. Otherwise the socket is cut: node-redis can only destroy
+ * a client that close() has not begun to close, so close() is never started on a dead link.
+ */
+async function closeClient(client: {
+  isReady: boolean;
+  sendCommand(args: string[]): Promise<unknown>;
+  close(): Promise<unknown>;
+  destroy(): void;
+  unref(): void;
+}): Promise<void> {
+  let answered = false;
+  if (client.isReady) {
+    const ping = client.sendCommand(['PING']).then(() => {
+      answered = true;
+    });
+    await settlesWithin(ping, 2000);
+  }
+  if (answered && (await settlesWithin(client.close(), 2000))) return;
+  try {
+    client.destroy();
+  } catch {
+    // Closed already (the close above began and took too long): at least let the process exit.
+    client.unref();
+  }
+}
+
+/**
  * One line for a fleet sharing Redis: `auth: { grant, ...redisTokenStore(process.env.REDIS_URL) }`.
  * Tokens go through `@keyv/redis`; the lock is `SET NX PX` on the same connection. While Redis is
- * unreachable, calls fail fast with `StoreUnavailableError` instead of queueing.
+ * unreachable, calls fail fast with `StoreUnavailableError` instead of queueing. `target` is a URL, or
+ * `{ cluster: [urls] }`, or `{ sentinels: [urls], name }`: every key the store and its lock use is a
+ * single key (one hash slot), so each operation is atomic on a Cluster too.
  */
 const REDIS_OPTIONS = new Set([
   'namespace',
@@ -56,17 +221,11 @@ const REDIS_OPTIONS = new Set([
   'push',
 ]);
 
-export function redisTokenStore(url: string, given: RedisTokenStoreOptions = {}): SharedTokenStore {
+export function redisTokenStore(target: RedisTarget, given: RedisTokenStoreOptions = {}): SharedTokenStore {
   const options = own(given);
   checkNames('redisTokenStore', options, REDIS_OPTIONS);
   const { namespace = 'sluice', timeoutMs = 1000 } = options;
-  try {
-    const parsed = new URL(url);
-    if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') throw new Error('protocol');
-  } catch {
-    throw new ConfigError('redisTokenStore: url must look like redis://host:6379');
-  }
-  const socket = { connectTimeout: Math.max(timeoutMs, 1000), reconnectStrategy };
+  const urls = checkTarget(target);
   // A script that forgets close() still exits: the connection does not keep the process alive while
   // idle, only while a command (or the wait for the connection) is out.
   let busy = 0;
@@ -74,17 +233,15 @@ export function redisTokenStore(url: string, given: RedisTokenStoreOptions = {})
   // One connection for tokens and lock, opened once, here (loading @keyv/redis, an optional peer), and
   // every call waits for it within its deadline: concurrent first calls must not each try to open it.
   const opened = (async () => {
-    const { default: KeyvRedis, createClient } = await importPeer(
-      '@keyv/redis',
-      () => import('@keyv/redis'),
-      'redisTokenStore',
-    );
-    const client = createClient({ url, socket, disableOfflineQueue: true });
-    client.on('error', () => {});
-    idle = client;
-    if (busy === 0) client.unref();
-    const opening = client.connect().catch(() => undefined);
-    const adapter = new KeyvRedis(client, { namespace, throwOnErrors: true, throwOnConnectError: true });
+    const redis = await importPeer('@keyv/redis', () => import('@keyv/redis'), 'redisTokenStore');
+    const connection = connect(redis, target, urls, timeoutMs);
+    idle = connection.idle;
+    if (busy === 0) idle?.unref();
+    const adapter = new redis.default(connection.client as never, {
+      namespace,
+      throwOnErrors: true,
+      throwOnConnectError: true,
+    });
     const keyv = new Keyv({ store: adapter, namespace, useKeyPrefix: false });
     const inner = keyvStore(
       keyv,
@@ -93,22 +250,22 @@ export function redisTokenStore(url: string, given: RedisTokenStoreOptions = {})
         rawKey: (key) => `${namespace}::${key}`,
         async swap(rawKey, serialized, expected, ttlMs) {
           const args = [serialized, expected === undefined ? '' : String(expected), String(Math.ceil(ttlMs))];
-          const reply = await client.sendCommand(['EVAL', SWAP, '1', rawKey, ...args, String(Date.now())]);
+          const reply = await connection.send(rawKey, ['EVAL', SWAP, '1', rawKey, ...args, String(Date.now())]);
           return Number(reply) === 1;
         },
       },
     );
-    return { client, opening, inner };
+    return { connection, inner };
   })();
   opened.catch(() => {});
   // Loading the module is not the store being slow: only the network wait counts against the deadline.
   const connected = async () => {
-    const connection = await opened;
-    if (connection.client.isReady) return connection;
+    const open = await opened;
+    if (open.connection.isReady()) return open;
     return bounded('redis connect', timeoutMs, async () => {
-      await connection.opening;
-      if (!connection.client.isReady) throw new StoreUnavailableError('redis is not connected');
-      return connection;
+      await open.connection.opening;
+      if (!open.connection.isReady()) throw new StoreUnavailableError('redis is not connected');
+      return open;
     });
   };
   const use = async <T>(work: (connection: Awaited<typeof opened>) => Promise<T>): Promise<T> => {
@@ -124,19 +281,14 @@ export function redisTokenStore(url: string, given: RedisTokenStoreOptions = {})
   // waiters poll as before.
   const channel = `${namespace}:written`;
   const announce = (key: string) => {
-    void use((connection) => connection.client.sendCommand(['PUBLISH', channel, key])).catch(() => {});
+    void use(({ connection }) => connection.send(undefined, ['PUBLISH', channel, key])).catch(() => {});
   };
   const watchers = keyWatchers();
-  let subscriber: Promise<{ destroy(): void } | undefined> | undefined;
+  let subscriber: Promise<(() => void) | undefined> | undefined;
   const subscribe = () =>
     (subscriber ??= (async () => {
-      const { client } = await opened;
-      const sub = client.duplicate();
-      sub.on('error', () => {});
-      sub.unref();
-      await sub.connect();
-      await sub.subscribe(channel, (key: string) => watchers.notify(key));
-      return sub;
+      const { connection } = await opened;
+      return connection.subscribe(channel, (key: string) => watchers.notify(key));
     })().catch(() => undefined));
   const store: TokenStore = {
     shared: true,
@@ -160,9 +312,10 @@ export function redisTokenStore(url: string, given: RedisTokenStoreOptions = {})
   };
   // Without push, waiters poll (they do whenever a store has no watch).
   if (options.push === false) delete store.watch;
+  // Each lock command names one key: SET/GET carry it first, EVAL after the script and the key count.
   const lock = redisLock(
     {
-      sendCommand: (args) => use((connection) => connection.client.sendCommand(args)),
+      sendCommand: (args) => use(({ connection }) => connection.send(args[0] === 'EVAL' ? args[3] : args[1], args)),
     },
     { commandTimeoutMs: options.commandTimeoutMs ?? timeoutMs, poll: options.poll, namespace },
   );
@@ -170,33 +323,14 @@ export function redisTokenStore(url: string, given: RedisTokenStoreOptions = {})
     store,
     lock,
     async close() {
-      const sub = await subscriber;
+      const unsubscribe = await subscriber;
       try {
-        sub?.destroy();
+        unsubscribe?.();
       } catch {
         // Closed already (a second close()).
       }
-      const connection = await opened.catch(() => undefined);
-      if (!connection) return;
-      // A client still trying to connect is dropped at once. A connected one finishes what it sent, if
-      // Redis still answers: a PING answered within 2 s means every earlier reply is in (replies come
-      // in order), so close() has nothing to wait for. Otherwise the socket is cut: node-redis can only
-      // destroy a client that close() has not begun to close, so close() is never started on a dead link.
-      const { client } = connection;
-      let answered = false;
-      if (client.isReady) {
-        const ping = client.sendCommand(['PING']).then(() => {
-          answered = true;
-        });
-        await settlesWithin(ping, 2000);
-      }
-      if (answered && (await settlesWithin(client.close(), 2000))) return;
-      try {
-        client.destroy();
-      } catch {
-        // Closed already (the close above began and took too long): at least let the process exit.
-        client.unref();
-      }
+      const open = await opened.catch(() => undefined);
+      await open?.connection.close();
     },
   };
 }

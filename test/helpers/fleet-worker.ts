@@ -25,6 +25,8 @@ export interface FleetJob {
   /** `keyv-*`: a Keyv the user built by hand (default `useKeyPrefix`, their own table), with its lock. */
   engine: 'redis' | 'postgres' | 'keyv-redis' | 'keyv-postgres' | 'local';
   storeURL: string;
+  /** For `redis`: a Cluster or Sentinel target in place of `storeURL`. */
+  redisTarget?: { cluster: string[] } | { sentinels: string[]; name: string };
   /** More options for the engine's store (`lock: 'lease'`, `listenURL`, ...). */
   storeOptions?: Record<string, unknown>;
   namespace: string;
@@ -78,7 +80,7 @@ function handBuilt() {
 const storeOptions = { namespace: job.namespace, ...job.storeOptions };
 const shared =
   job.engine === 'redis'
-    ? redisTokenStore(job.storeURL, storeOptions)
+    ? redisTokenStore(job.redisTarget ?? job.storeURL, storeOptions)
     : job.engine === 'postgres'
       ? postgresTokenStore(job.storeURL, storeOptions)
       : job.engine === 'local'

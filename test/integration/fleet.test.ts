@@ -11,6 +11,7 @@ import { startApiServer, startAuthServer } from '../../testing/index.js';
 import { startFleet } from '../helpers/fleet.js';
 import type { FleetJob } from '../helpers/fleet-worker.js';
 import { hasPgBouncer, startPgBouncer } from '../helpers/pgbouncer.js';
+import { startRedisCluster, startRedisSentinel } from '../helpers/redis-topology.js';
 
 const REDIS = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const POSTGRES = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -25,6 +26,7 @@ async function revocationRun(
   engine: 'redis' | 'postgres' | 'local',
   storeURL: string,
   storeOptions: Record<string, unknown> = {},
+  more: Partial<FleetJob> = {},
 ) {
   const auth = await startAuthServer({ refreshTokens: true, reuseDetection: true });
   const api = await startApiServer({ auth });
@@ -41,6 +43,7 @@ async function revocationRun(
     loops: 50,
     maxSeconds: 40,
     grant: 'password',
+    ...more,
   }));
   const fleet = startFleet(jobs);
   closers.push(async () => {
@@ -70,6 +73,65 @@ describe('one token across processes', () => {
   it('Redis: 8 processes x 50 loops, a revocation mid-run -> exactly 1 token request, 0 failures, 0 reuse', async () => {
     expectOneTokenPerRevocation(await revocationRun('redis', REDIS));
   }, 60_000);
+
+  it('Redis Cluster (3 masters): the same fleet and revocation -> exactly 1 token request, 0 failures, 0 reuse', async () => {
+    const cluster = await startRedisCluster();
+    closers.push(cluster.stop);
+    expectOneTokenPerRevocation(await revocationRun('redis', '', {}, { redisTarget: { cluster: [cluster.url] } }));
+  }, 60_000);
+
+  it('Redis Sentinel (master + replica, 3 sentinels): the same fleet -> exactly 1 token request, 0 failures, 0 reuse', async () => {
+    const sentinel = await startRedisSentinel();
+    closers.push(sentinel.stop);
+    const sentinels = sentinel.sentinels.map(({ host, port }) => `redis://${host}:${port}`);
+    expectOneTokenPerRevocation(
+      await revocationRun('redis', '', {}, { redisTarget: { sentinels, name: sentinel.name } }),
+    );
+  }, 60_000);
+
+  it('Redis Sentinel failover mid-run: 0 failed requests, and a revocation after it still costs exactly 1 token request', async () => {
+    const sentinel = await startRedisSentinel();
+    closers.push(sentinel.stop);
+    const sentinels = sentinel.sentinels.map(({ host, port }) => `redis://${host}:${port}`);
+    const auth = await startAuthServer({ refreshTokens: true, reuseDetection: true });
+    const api = await startApiServer({ auth });
+    closers.push(auth.close, api.close);
+    const fleet = startFleet(
+      Array.from({ length: 8 }, (_, id) => ({
+        id,
+        apiURL: api.url,
+        tokenURL: auth.tokenURL,
+        engine: 'redis' as const,
+        storeURL: '',
+        redisTarget: { sentinels, name: sentinel.name },
+        namespace: `failover-${process.pid}-${Date.now()}`,
+        loops: 20,
+        maxSeconds: 40,
+        grant: 'password' as const,
+      })),
+    );
+    closers.push(async () => {
+      for (const worker of fleet.workers) if (worker.exitCode === null) worker.kill('SIGKILL');
+    });
+    await fleet.ready;
+    const tokensBefore = auth.counts.token;
+    const promoted = await sentinel.failover();
+    expect(promoted).toEqual(sentinel.replica);
+    // The clients follow the new master by themselves (node-redis listens to the sentinels).
+    await sleep(1500);
+    const beforeRevocation = auth.counts.token;
+    auth.revokeAll();
+    await sleep(1500);
+    const reports = await fleet.stop();
+    expect(reports).toHaveLength(8);
+    expect(reports.flatMap((report) => report.errors)).toEqual([]);
+    expect(reports.reduce((sum, report) => sum + report.failed, 0)).toBe(0);
+    expect(tokensBefore).toBe(1);
+    // The entry replicated before the failover: nobody fetched a token because of it.
+    expect(beforeRevocation).toBe(1);
+    expect(auth.counts.token - beforeRevocation).toBe(1);
+    expect(auth.counts.reuse).toBe(0);
+  }, 90_000);
 
   it('PostgreSQL: the same fleet and revocation -> exactly 1 token request, 0 failures, 0 reuse', async () => {
     expectOneTokenPerRevocation(await revocationRun('postgres', POSTGRES));

@@ -18,6 +18,7 @@ import {
   type SharedTokenStore,
 } from '../../stores/index.js';
 import { hasPgBouncer, startPgBouncer } from '../helpers/pgbouncer.js';
+import { startRedisCluster, startRedisSentinel } from '../helpers/redis-topology.js';
 import { needs, POSTGRES_URL, REDIS_URL } from '../helpers/services.js';
 import { lockConformance, storeConformance, unique } from './conformance.js';
 
@@ -71,6 +72,37 @@ if (redis) {
     'Redis (redisLock on the @keyv/redis client)',
     async () => redisLock((await adapter.getClient()) as RedisCommander),
     () => adapter.disconnect(),
+  );
+}
+// The topologies big fleets run: a 3-master Cluster and a Sentinel-managed master with a replica,
+// started by this file from Debian's redis-server (they fail loudly when it is missing).
+if (redis) {
+  const [cluster, sentinel] = await Promise.all([startRedisCluster(), startRedisSentinel()]);
+  afterAll(() => Promise.all([cluster.stop(), sentinel.stop()]));
+  const clusterTarget = { cluster: [cluster.url] };
+  const sentinelTarget = {
+    name: sentinel.name,
+    sentinels: sentinel.sentinels.map(({ host, port }) => `redis://${host}:${port}`),
+  };
+  storeConformance(
+    'Redis Cluster',
+    helpers((namespace) => redisTokenStore(clusterTarget, { namespace })),
+  );
+  storeConformance(
+    'Redis Sentinel',
+    helpers((namespace) => redisTokenStore(sentinelTarget, { namespace, encryptionKey: KEY })),
+  );
+  const onCluster = redisTokenStore(clusterTarget, { namespace: unique('conformance-lock') });
+  lockConformance(
+    'Redis Cluster',
+    () => onCluster.lock,
+    () => onCluster.close(),
+  );
+  const onSentinel = redisTokenStore(sentinelTarget, { namespace: unique('conformance-lock') });
+  lockConformance(
+    'Redis Sentinel',
+    () => onSentinel.lock,
+    () => onSentinel.close(),
   );
 }
 if (postgres) {
