@@ -46,6 +46,26 @@ describe('unknown option names are a ConfigError that lists the valid ones', () 
       /redisTokenStore option "namspace".*namespace/,
     ],
     [
+      'redisTokenStore target: a misspelt topology',
+      () => redisTokenStore({ clusters: ['redis://a:6379'] } as never),
+      /redisTokenStore target option "clusters".*sentinels/,
+    ],
+    [
+      'redisTokenStore target: an empty Cluster',
+      () => redisTokenStore({ cluster: [] }),
+      /cluster must list at least one node/,
+    ],
+    [
+      'redisTokenStore target: a Sentinel without the master name',
+      () => redisTokenStore({ sentinels: ['redis://a:26379'] } as never),
+      /name must be the Sentinel master's name/,
+    ],
+    [
+      'redisTokenStore target: a node URL of another scheme',
+      () => redisTokenStore({ cluster: ['redis://a:6379', 'http://b:6379'] }),
+      /every url must look like redis:/,
+    ],
+    [
       'postgresTokenStore',
       () => postgresTokenStore('postgres://h/db', { tabel: 'x' } as never),
       /postgresTokenStore option "tabel".*table/,
