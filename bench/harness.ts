@@ -15,7 +15,7 @@ export interface ServerProcess {
 
 /** Starts bench/servers.ts in its own process. */
 export async function startServers(
-  options: { lifetime?: number; refreshTokens?: boolean } = {},
+  options: { lifetime?: number; refreshTokens?: boolean; delay?: number } = {},
 ): Promise<ServerProcess> {
   const child: ChildProcess = fork(new URL('./servers.ts', import.meta.url), [JSON.stringify(options)], {
     execArgv: ['--import', 'tsx'],

@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: Sluice side by side with the clients people would otherwise pick, measured in the
  * same run on the same machine. Prints markdown tables (pasted into BENCHMARKS.md) and whether each
- * target is met. Flags: --rounds 5 --seconds 2 --only throughput|memory|storm --redis redis://...
+ * target is met. Flags: --rounds 5 --seconds 2 --only throughput|memory|storm|stores --redis redis://...
+ * --postgres postgres://... --stores memory,local,redis,postgres
  */
 import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -9,7 +10,7 @@ import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { fetchToken, makeAdapters } from './adapters.js';
 import { startServers, table } from './harness.js';
-import { multiProcessStorm, rotatingStorm, singleProcessStorm } from './storm.js';
+import { multiProcessStorm, rotatingStorm, singleProcessStorm, storeStorms, storeStormTable } from './storm.js';
 import { type Result, throughput } from './throughput.js';
 
 const { values } = parseArgs({
@@ -18,6 +19,8 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '2' },
     only: { type: 'string' },
     redis: { type: 'string', default: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
+    postgres: { type: 'string', default: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
+    stores: { type: 'string', default: 'memory,local,redis,postgres' },
     requests: { type: 'string', default: '200000' },
   },
 });
@@ -166,6 +169,38 @@ if (wants('storm')) {
     row[3] === '0' && row[5] === '0',
     `${row[3]} failed, ${row[5]} reuse`,
   ]);
+}
+
+if (wants('stores')) {
+  console.log('\n## Refresh storm (d): every store, 200 requests over 1, 4 or 8 processes, token endpoint +50 ms\n');
+  const results = await storeStorms({
+    redis: values.redis,
+    postgres: values.postgres,
+    rounds,
+    stores: values.stores.split(',') as Parameters<typeof storeStorms>[0]['stores'],
+  });
+  console.log(storeStormTable(results));
+  for (const result of results) {
+    if (result.store === 'memory' || !result.push) continue;
+    const name = `storm (d) ${result.store}, ${result.processes} process${result.processes > 1 ? 'es' : ''}`;
+    targets.push([
+      `${name}: 1 token request, 0 reuse, 0 failed`,
+      result.tokens === 1 && result.reuse === 0 && result.failed === 0,
+      `${result.tokens} token requests, ${result.reuse} reuse, ${result.failed} failed`,
+    ]);
+    if (result.processes === 1) continue;
+    const one = results.find((other) => other.store === result.store && other.push && other.processes === 1)!;
+    targets.push([
+      `${name}: p99 added by the revocation <= 1.25x one process's`,
+      result.added <= 1.25 * one.added,
+      `${result.added.toFixed(0)} ms vs ${one.added.toFixed(0)} ms (${(result.added / one.added).toFixed(2)}x)`,
+    ]);
+    targets.push([
+      `${name}: p99 added <= token endpoint (50 ms) + 50 ms`,
+      result.added <= 100,
+      `${result.added.toFixed(0)} ms`,
+    ]);
+  }
 }
 
 console.log('\n## Targets\n');

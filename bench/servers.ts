@@ -4,7 +4,7 @@
  */
 import { startApiServer, startAuthServer } from '../testing/index.js';
 
-const options = JSON.parse(process.argv[2] ?? '{}') as { lifetime?: number; refreshTokens?: boolean };
+const options = JSON.parse(process.argv[2] ?? '{}') as { lifetime?: number; refreshTokens?: boolean; delay?: number };
 const auth = await startAuthServer(options);
 const api = await startApiServer({ auth });
 process.on('message', (message: { id: number; command: 'counts' | 'revoke' | 'close' }) => {

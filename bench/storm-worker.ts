@@ -3,7 +3,7 @@
  * axios-auth-refresh on its own) that waits for `go`, fires a burst, and reports.
  */
 import { clientCredentials, createClient, passwordGrant } from '../src/index.js';
-import { redisTokenStore } from '../stores/index.js';
+import { localTokenStore, postgresTokenStore, redisTokenStore, type SharedTokenStore } from '../stores/index.js';
 import { makeAxios } from './adapters.js';
 import { burst } from './harness.js';
 
@@ -12,13 +12,26 @@ interface Job {
   api: string;
   tokenURL: string;
   redis: string;
+  /** Where Sluice keeps its token: Redis unless told (memory: each process its own). */
+  store?: 'memory' | 'local' | 'redis' | 'postgres';
+  /** The local store's directory, or PostgreSQL's URL. */
+  storeURL?: string;
+  /** false: waiters poll instead of being told of writes. */
+  push?: boolean;
   namespace: string;
   concurrency: number;
   /** For the rotating run: keep requesting for this long. */
   seconds?: number;
 }
 const job = JSON.parse(process.argv[2] ?? '{}') as Job;
-const shared = job.kind === 'axios' ? undefined : redisTokenStore(job.redis, { namespace: job.namespace });
+function open(): SharedTokenStore | undefined {
+  const options = { namespace: job.namespace, push: job.push ?? true };
+  if (job.kind === 'axios' || job.store === 'memory') return undefined;
+  if (job.store === 'local') return localTokenStore(job.storeURL!, options);
+  if (job.store === 'postgres') return postgresTokenStore(job.storeURL!, options);
+  return redisTokenStore(job.redis, options);
+}
+const shared = open();
 
 let get: (path: string) => Promise<unknown>;
 let close = async () => {};
@@ -38,7 +51,7 @@ if (job.kind === 'axios') {
       : clientCredentials({ tokenURL: job.tokenURL, clientId: 'app', clientSecret: 'app-secret' });
   const client = createClient({
     baseURL: job.api,
-    auth: { grant, store: shared!.store, lock: shared!.lock, skew: 500, jitter: 300 },
+    auth: { grant, ...(shared ? { store: shared.store, lock: shared.lock } : {}), skew: 500, jitter: 300 },
     retry: { baseDelay: 20 },
   });
   get = (path) => client.get(path);
