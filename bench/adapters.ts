@@ -7,7 +7,9 @@ import got from 'got';
 import ky from 'ky';
 import { ofetch } from 'ofetch';
 import { Agent, request } from 'undici';
-import { clientCredentials, createClient } from '../src/index.js';
+import { sluice } from './lib.js';
+
+const { clientCredentials, createClient } = sluice;
 
 export interface Adapter {
   name: string;

@@ -6,7 +6,9 @@
 import { createServer, type ServerResponse } from 'node:http';
 import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
 import { parseArgs } from 'node:util';
-import { clientCredentials, createClient } from '../src/index.js';
+import { sluice } from './lib.js';
+
+const { clientCredentials, createClient } = sluice;
 
 const { values } = parseArgs({ options: { cap: { type: 'string', default: '20000' } } });
 const CAP = Number(values.cap);

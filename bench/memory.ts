@@ -2,8 +2,11 @@
  * RSS and heap growth of Sluice's full chain over a long run. Runs as its own process with
  * --expose-gc, so that heap figures are taken after full collections.
  */
-import { clientCredentials, createClient } from '../src/index.js';
+
 import { startServers } from './harness.js';
+import { sluice } from './lib.js';
+
+const { clientCredentials, createClient } = sluice;
 
 const total = Number(process.argv[2] ?? 200_000);
 const gc = (globalThis as { gc?: () => void }).gc;

@@ -2,10 +2,14 @@
  * One process of a multi-process storm: a client (Sluice sharing Redis, or axios with
  * axios-auth-refresh on its own) that waits for `go`, fires a burst, and reports.
  */
-import { clientCredentials, createClient, passwordGrant } from '../src/index.js';
-import { localTokenStore, postgresTokenStore, redisTokenStore, type SharedTokenStore } from '../stores/index.js';
+
+import type { SharedTokenStore } from '../stores/index.js';
 import { makeAxios } from './adapters.js';
 import { burst } from './harness.js';
+import { sluice, sluiceStores } from './lib.js';
+
+const { clientCredentials, createClient, passwordGrant } = sluice;
+const { localTokenStore, postgresTokenStore, redisTokenStore } = sluiceStores;
 
 interface Job {
   kind: 'sluice' | 'axios' | 'sluice-rotating';

@@ -4,9 +4,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OAuth2Client, OAuth2Fetch } from '@badgateway/oauth2-client';
-import { clientCredentials, createClient } from '../src/index.js';
 import { makeAxios } from './adapters.js';
 import { type Burst, burst, percentile, startServers, table } from './harness.js';
+import { sluice } from './lib.js';
+
+const { clientCredentials, createClient } = sluice;
 
 const p50 = (latencies: number[]) =>
   percentile(

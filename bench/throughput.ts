@@ -8,6 +8,8 @@ export interface Result {
   p50: number;
   p99: number;
   failures: number;
+  /** This process's CPU time (user + system) per request, in µs: median over rounds. */
+  cpu: number;
 }
 
 /** Runs `adapter` with `concurrency` loops for `seconds`; every response is JSON-parsed by the adapter. */
@@ -16,6 +18,7 @@ async function burst(adapter: Adapter, concurrency: number, seconds: number) {
   let failures = 0;
   const until = performance.now() + seconds * 1000;
   const started = performance.now();
+  const cpuBefore = process.cpuUsage();
   await Promise.all(
     Array.from({ length: concurrency }, async (_, loop) => {
       while (performance.now() < until) {
@@ -29,7 +32,14 @@ async function burst(adapter: Adapter, concurrency: number, seconds: number) {
       }
     }),
   );
-  return { count: latencies.length, elapsed: (performance.now() - started) / 1000, latencies, failures };
+  const cpu = process.cpuUsage(cpuBefore);
+  return {
+    count: latencies.length,
+    elapsed: (performance.now() - started) / 1000,
+    latencies,
+    failures,
+    cpuPerRequest: (cpu.user + cpu.system) / Math.max(1, latencies.length),
+  };
 }
 
 /**
@@ -43,12 +53,18 @@ export async function throughput(
   seconds: number,
 ): Promise<Result[]> {
   for (const adapter of adapters) await burst(adapter, concurrency, Math.min(1, seconds));
-  const perAdapter = adapters.map(() => ({ rps: [] as number[], latencies: [] as number[], failures: 0 }));
+  const perAdapter = adapters.map(() => ({
+    rps: [] as number[],
+    cpu: [] as number[],
+    latencies: [] as number[],
+    failures: 0,
+  }));
   for (let round = 0; round < rounds; round++) {
     for (const [index, adapter] of adapters.entries()) {
       const run = await burst(adapter, concurrency, seconds);
       const entry = perAdapter[index]!;
       entry.rps.push(run.count / run.elapsed);
+      entry.cpu.push(run.cpuPerRequest);
       entry.failures += run.failures;
       for (let i = 0; i < run.latencies.length; i += Math.ceil(run.latencies.length / 20_000))
         entry.latencies.push(run.latencies[i]!);
@@ -65,6 +81,7 @@ export async function throughput(
       p50: percentile(sorted, 50),
       p99: percentile(sorted, 99),
       failures: entry.failures,
+      cpu: median(entry.cpu),
     };
   });
 }

@@ -2,8 +2,9 @@ import { ConfigError } from '../src/errors.js';
 import type { Placement, StaticCredential } from '../src/grants.js';
 import { placementOf as ownPlacement } from '../src/own.js';
 import type { HttpRequest } from '../src/request.js';
+import type { TokenSet } from '../src/token-set.js';
 import type { TokenManager } from '../src/tokens.js';
-import type { Middleware } from '../src/types.js';
+import type { Middleware, Next } from '../src/types.js';
 
 /**
  * A test for "may this URL receive the credential": true only when the exact origin (scheme, host, port)
@@ -80,15 +81,27 @@ export function auth({ credential, origins }: AuthMiddlewareOptions): Middleware
   };
   const grant = manager.grant;
   const rotates = typeof grant.rotate === 'function' && Object.hasOwn(grant, 'rotate');
-  return async function attachToken(request, next) {
-    if (request.options.auth === false || !isAllowed(request.url)) return next(request);
-    const tokens = manager.current() ?? (await manager.token(request));
+  const send = (request: HttpRequest, next: Next, tokens: TokenSet) => {
     request.state.generation = tokens.generation;
-    if (!rotates) return next(place(request, placementOf(tokens.tokenType), tokens.accessToken));
-    // The response may hand over the credential's next value (a session cookie the server rotated).
-    const response = await next(place(request, placementOf(tokens.tokenType), tokens.accessToken));
+    return next(place(request, placementOf(tokens.tokenType), tokens.accessToken));
+  };
+  // The response may hand over the credential's next value (a session cookie the server rotated).
+  const sendAndRotate = async (request: HttpRequest, next: Next, tokens: TokenSet) => {
+    const response = await send(request, next, tokens);
     const rotated = grant.rotate?.(tokens, response.headers);
     if (rotated) manager.rotated(tokens, rotated);
     return response;
+  };
+  const sendWith = rotates ? sendAndRotate : send;
+  // No async frame while a token is at hand (nearly every call): its promise is the transport's own.
+  return function attachToken(request, next) {
+    if (request.options.auth === false || !isAllowed(request.url)) return next(request);
+    try {
+      const tokens = manager.current();
+      if (tokens) return sendWith(request, next, tokens);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return manager.token(request).then((fetched) => sendWith(request, next, fetched));
   };
 }

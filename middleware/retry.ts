@@ -157,6 +157,10 @@ export function retry(given: RetryOptions = {}): Middleware {
   checkDuration('deadline', deadline);
   const methodSet = new Set(methods.map((method) => method.toUpperCase()));
   const statusSet = new Set(statuses);
+  // 409 with an Idempotency-Key: a request with the same key is still being processed; ask again.
+  const retryable = (response: HttpResponse, idempotent: boolean, keyed: boolean) =>
+    (idempotent && (statusSet.has(response.status) || (keyed && response.status === 409) || isRateLimit(response))) ||
+    PACED.has(response);
 
   return async function retrying(request, next) {
     const attemptMs = request.options.timeout ?? timeout;
@@ -166,6 +170,17 @@ export function retry(given: RetryOptions = {}): Middleware {
     if (retries === 0) return runAttempt(request, next, attemptMs, deadlineAt, totalMs);
     const keyed = request.headers.has('idempotency-key');
     const idempotent = keyed || methodSet.has(request.method);
+    // The first attempt runs directly, before anything else is built: p-retry's set-up costs more than
+    // the rest of the chain, and nearly every call succeeds at once. p-retry takes over from the first
+    // failure.
+    let first: unknown;
+    try {
+      const response = await runAttempt(request, next, attemptMs, deadlineAt, totalMs);
+      if (!retryable(response, idempotent, keyed)) return response;
+      first = new RetryableResponse(response);
+    } catch (error) {
+      first = error;
+    }
 
     const decide = async (failure: unknown, attempt: number): Promise<boolean> => {
       const response = failure instanceof RetryableResponse ? failure.response : undefined;
@@ -211,24 +226,10 @@ export function retry(given: RetryOptions = {}): Middleware {
 
     const attempt = async () => {
       const response = await runAttempt(request, next, attemptMs, deadlineAt, totalMs);
-      // 409 with an Idempotency-Key: a request with the same key is still being processed; ask again.
-      if (
-        (idempotent &&
-          (statusSet.has(response.status) || (keyed && response.status === 409) || isRateLimit(response))) ||
-        PACED.has(response)
-      )
-        throw new RetryableResponse(response);
+      if (retryable(response, idempotent, keyed)) throw new RetryableResponse(response);
       return response;
     };
     try {
-      // The first attempt runs directly: p-retry's set-up costs more than the rest of the chain, and
-      // nearly every call succeeds at once. p-retry takes over from the first failure.
-      let first: unknown;
-      try {
-        return await attempt();
-      } catch (error) {
-        first = error;
-      }
       if (!(await decide(first, 1))) throw first;
       return await pRetry(attempt, {
         retries: retries - 1,

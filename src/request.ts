@@ -134,45 +134,35 @@ export class HttpRequest {
   /** This attempt's time limit; transports must honour it. */
   readonly timeout: AttemptTimeout | undefined;
 
-  constructor(init: HttpRequestInit) {
+  /**
+   * `base` (internal, for `with`): fields `init` does not name come from it, so a changed copy costs
+   * no intermediate object.
+   */
+  constructor(init: HttpRequestInit, base?: HttpRequest) {
     // Own properties only: a field a polluted Object.prototype supplies is not the caller's. (No
     // helper closure: this runs several times per call.)
     const has = Object.hasOwn;
-    this.method = (has(init, 'method') ? init.method : undefined) ?? 'GET';
-    this.url = init.url;
-    this.headers = (has(init, 'headers') ? init.headers : undefined) ?? new Headers();
-    this.body = (has(init, 'body') ? init.body : undefined) ?? null;
-    this.signal = has(init, 'signal') ? init.signal : undefined;
-    this.context = (has(init, 'context') ? init.context : undefined) ?? {};
-    this.options = (has(init, 'options') ? init.options : undefined) ?? EMPTY_OPTIONS;
-    this.events = has(init, 'events') ? init.events : undefined;
-    this.state = (has(init, 'state') ? init.state : undefined) ?? {
+    this.method = (has(init, 'method') ? init.method : base?.method) ?? 'GET';
+    this.url = has(init, 'url') || !base ? init.url : base.url;
+    this.headers = (has(init, 'headers') ? init.headers : base?.headers) ?? new Headers();
+    this.body = (has(init, 'body') ? init.body : base?.body) ?? null;
+    this.signal = has(init, 'signal') ? init.signal : base?.signal;
+    this.context = (has(init, 'context') ? init.context : base?.context) ?? {};
+    this.options = (has(init, 'options') ? init.options : base?.options) ?? EMPTY_OPTIONS;
+    this.events = has(init, 'events') ? init.events : base?.events;
+    this.state = (has(init, 'state') ? init.state : base?.state) ?? {
       id: nextRequestId(),
       attempts: 0,
       generation: undefined,
       bodySent: false,
     };
-    this.timeout = has(init, 'timeout') ? init.timeout : undefined;
+    this.timeout = has(init, 'timeout') ? init.timeout : base?.timeout;
   }
 
-  /** A copy with some fields replaced; the call state is shared. */
   with(changes: Partial<HttpRequestInit>): HttpRequest {
-    return new HttpRequest({
-      method: this.method,
-      url: this.url,
-      headers: this.headers,
-      body: this.body,
-      signal: this.signal,
-      context: this.context,
-      options: this.options,
-      events: this.events,
-      state: this.state,
-      timeout: this.timeout,
-      ...changes,
-    });
+    return new HttpRequest(changes as HttpRequestInit, this);
   }
 
-  /** A copy with one header set (or removed, given `null`). */
   withHeader(name: string, value: string | null): HttpRequest {
     const headers = new Headers(this.headers);
     if (value === null) headers.delete(name);

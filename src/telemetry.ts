@@ -63,6 +63,9 @@ export function telemetry(version = '0.1.0'): Telemetry | undefined {
     unit: 's',
     description: 'Time spent waiting for the shared refresh lock.',
   });
+  // Metrics have no proxy in @opentelemetry/api 1.x: a meter taken while no MeterProvider is registered
+  // stays a no-op for good, so attempts are then not timed at all.
+  const measuring = meter.constructor !== api.createNoopMeter().constructor;
   const calls = new WeakMap<CallState, Otel.Context>();
   const unsampled = new WeakMap<CallState, Otel.Context>();
   /** The request with the trace-context headers of `context` (W3C `traceparent`, through the global propagator). */
@@ -137,7 +140,8 @@ export function telemetry(version = '0.1.0'): Telemetry | undefined {
         const parent = calls.get(request.state);
         if (!parent) {
           const context = unsampled.get(request.state);
-          return measuredOnly(context ? withContext(request, context) : request);
+          const outgoing = context ? withContext(request, context) : request;
+          return measuring ? measuredOnly(outgoing) : send(outgoing);
         }
         const url = new URL(request.url);
         const resends = request.state.attempts;
