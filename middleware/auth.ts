@@ -24,9 +24,11 @@ export function originGuard(origins: readonly string[]): (url: string) => boolea
       throw new ConfigError('auth origins must be http(s)');
     allowed.add(parsed.origin);
   }
-  const prefixes = [...allowed].map((origin) => `${origin}/`);
   return function isAllowed(url) {
-    for (const prefix of prefixes) if (url.startsWith(prefix)) return true;
+    // The common case without parsing: "scheme://authority/..." whose authority part is an allowed
+    // origin as written (one lookup, whatever the number of origins).
+    const path = url.indexOf('/', url.indexOf('://') + 3);
+    if (path > 0 && allowed.has(url.slice(0, path))) return true;
     try {
       return allowed.has(new URL(url).origin);
     } catch {

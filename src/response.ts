@@ -50,6 +50,45 @@ export function bytesSource(bytes: Uint8Array | string): BodySource {
   };
 }
 
+interface NodeReadable {
+  on(event: 'data', listener: (chunk: Uint8Array) => void): unknown;
+  once(event: 'end' | 'close', listener: () => void): unknown;
+  once(event: 'error', listener: (error: Error) => void): unknown;
+  destroy(error?: Error): unknown;
+  readonly readableEnded?: boolean;
+}
+
+function isNodeReadable(source: BodySource): source is BodySource & NodeReadable {
+  const candidate = source as Partial<NodeReadable>;
+  return typeof candidate.on === 'function' && typeof candidate.destroy === 'function';
+}
+
+/** Every chunk of a Node stream, or `undefined` (and the stream destroyed) once past `maxBytes`. */
+function collectUpTo(readable: NodeReadable, maxBytes: number): Promise<Uint8Array | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    let over = false;
+    readable.on('data', (chunk) => {
+      if (over) return;
+      size += chunk.byteLength;
+      if (size > maxBytes) {
+        over = true;
+        readable.destroy();
+        resolve(undefined);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    readable.once('end', () => resolve(Buffer.concat(chunks)));
+    readable.once('error', (error) => reject(error));
+    // Destroyed before its end (an abort, a reset): the 'error' above says why; without one, it is cut.
+    readable.once('close', () => {
+      if (!over && !readable.readableEnded) reject(new Error('the response body ended early'));
+    });
+  });
+}
+
 /**
  * Sluice's light, fetch-shaped response. Headers are turned into a `Headers` and the body into a web
  * stream only when asked. Read the body once, or call `discard()` to release the connection.
@@ -168,6 +207,9 @@ export class HttpResponse {
     }
     if (declared > 0) return this.bytes();
     return this.#read(async (source) => {
+      // A Node stream (undici's body) is read as it is: its web-stream view costs more than the rest
+      // of a small request.
+      if (isNodeReadable(source)) return collectUpTo(source, maxBytes);
       const reader = source.body?.getReader();
       if (!reader) return new Uint8Array(0);
       const chunks: Uint8Array[] = [];
