@@ -8,7 +8,7 @@ import { sluice } from './lib.js';
 
 const { clientCredentials, createClient } = sluice;
 
-const total = Number(process.argv[2] ?? 200_000);
+const total = Number(process.argv[2] ?? 1_000_000);
 const gc = (globalThis as { gc?: () => void }).gc;
 const servers = await startServers();
 const api = createClient({
@@ -24,21 +24,30 @@ const run = async (count: number) => {
     }),
   );
 };
+const heapMB = () => {
+  gc?.();
+  return process.memoryUsage().heapUsed / 2 ** 20;
+};
 await run(20_000);
-gc?.();
-const before = process.memoryUsage();
+const before = heapMB();
+const rssBefore = process.memoryUsage().rss;
 const readsBefore = api.auth!.managers[0]!.storeReads;
-await run(total);
-gc?.();
-const after = process.memoryUsage();
+// Five equal parts, the heap taken after a full collection at the end of each: flat means no trend.
+const checkpoints: number[] = [];
+for (let part = 0; part < 5; part++) {
+  await run(Math.round(total / 5));
+  checkpoints.push(heapMB());
+}
+const after = checkpoints.at(-1)!;
 const result = {
   requests: total,
   gc: Boolean(gc),
-  heapBeforeMB: before.heapUsed / 2 ** 20,
-  heapAfterMB: after.heapUsed / 2 ** 20,
-  heapGrowthMB: (after.heapUsed - before.heapUsed) / 2 ** 20,
-  rssBeforeMB: before.rss / 2 ** 20,
-  rssAfterMB: after.rss / 2 ** 20,
+  heapBeforeMB: before,
+  checkpointsMB: checkpoints,
+  heapAfterMB: after,
+  heapGrowthMB: after - before,
+  rssBeforeMB: rssBefore / 2 ** 20,
+  rssAfterMB: process.memoryUsage().rss / 2 ** 20,
   storeReadsDuringRun: api.auth!.managers[0]!.storeReads - readsBefore,
 };
 await api.close();

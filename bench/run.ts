@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: Sluice side by side with the clients people would otherwise pick, measured in the
  * same run on the same machine. Prints markdown tables (pasted into BENCHMARKS.md) and whether each
- * target is met. Flags: --rounds 5 --seconds 2 --only throughput|memory|storm|stores --redis redis://...
+ * target is met. Flags: --rounds 5 --seconds 2 --only throughput|memory|curves|alloc|storm|stores --redis redis://...
  * --postgres postgres://... --stores memory,local,redis,postgres
  */
 import { fork } from 'node:child_process';
@@ -9,6 +9,8 @@ import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { fetchToken, makeAdapters } from './adapters.js';
+import { allocations } from './alloc.js';
+import { costCurves, curveTable } from './curves.js';
 import { startServers, table } from './harness.js';
 import { measured } from './lib.js';
 import { multiProcessStorm, rotatingStorm, singleProcessStorm, storeStorms, storeStormTable } from './storm.js';
@@ -22,7 +24,7 @@ const { values } = parseArgs({
     redis: { type: 'string', default: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
     postgres: { type: 'string', default: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
     stores: { type: 'string', default: 'memory,local,redis,postgres' },
-    requests: { type: 'string', default: '200000' },
+    requests: { type: 'string', default: '1000000' },
   },
 });
 const rounds = Number(values.rounds);
@@ -138,18 +140,24 @@ if (wants('memory')) {
   const child = fork(new URL('./memory.ts', import.meta.url), [values.requests], {
     execArgv: ['--import', 'tsx', '--expose-gc'],
   });
-  const result = await new Promise<Record<string, number | boolean>>((resolve) =>
+  const result = await new Promise<Record<string, number | number[] | boolean>>((resolve) =>
     child.once('message', (message) => resolve(message as never)),
   );
   const mb = (value: unknown) => `${(value as number).toFixed(1)} MB`;
+  const checkpoints = result.checkpointsMB as number[];
   console.log(
     table(
-      ['heap before', 'heap after', 'heap growth', 'RSS before', 'RSS after', 'store reads during run'],
+      [
+        'heap before',
+        ...checkpoints.map((_, i) => `heap at ${(i + 1) * 20}%`),
+        'RSS before',
+        'RSS after',
+        'store reads',
+      ],
       [
         [
           mb(result.heapBeforeMB),
-          mb(result.heapAfterMB),
-          mb(result.heapGrowthMB),
+          ...checkpoints.map(mb),
           mb(result.rssBeforeMB),
           mb(result.rssAfterMB),
           String(result.storeReadsDuringRun),
@@ -158,6 +166,38 @@ if (wants('memory')) {
     ),
   );
   targets.push(['heap growth < 10 MB over the run', (result.heapGrowthMB as number) < 10, mb(result.heapGrowthMB)]);
+  const drift = Math.max(...checkpoints) - Math.min(...checkpoints);
+  targets.push(['heap flat: checkpoints within 2 MB of each other', drift < 2, mb(drift)]);
+}
+
+if (wants('curves')) {
+  console.log(`\n## Cost curves: full chain against undici.request (${rounds} rounds of ${seconds} s per point)\n`);
+  const results = await costCurves({ rounds, seconds });
+  console.log(curveTable(results));
+  const reference = results.find((result) => result.label === 'c=64')!.ratio;
+  const worst = results.reduce((low, result) => (result.ratio < low.ratio ? result : low));
+  targets.push([
+    'curves: ratio to undici never falls > 10% below the 200 B, c=64 point',
+    worst.ratio >= 0.9 * reference,
+    `lowest ${worst.ratio.toFixed(2)} (${worst.curve} ${worst.label}) vs ${reference.toFixed(2)}`,
+  ]);
+}
+
+if (wants('alloc')) {
+  console.log('\n## Allocations per request (c=64, 50,000 requests after a warm-up, --trace-gc-nvp)\n');
+  const rows: (string | number)[][] = [];
+  let floor = 0;
+  for (const name of ['undici.request', 'sluice (full chain)', 'sluice (no middleware)', 'ofetch']) {
+    const result = await allocations(name);
+    if (name === 'undici.request') floor = result.bytesPerRequest;
+    rows.push([
+      name,
+      (result.bytesPerRequest / 1024).toFixed(1),
+      (result.bytesPerRequest / floor).toFixed(2),
+      result.collectionsPer1000.toFixed(2),
+    ]);
+  }
+  console.log(table(['client', 'KB allocated per request', 'x undici', 'collections per 1,000 requests'], rows));
 }
 
 if (wants('storm')) {

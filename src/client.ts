@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { createFetch as createOfetch, FetchError, type FetchOptions } from 'ofetch';
+import { withBase, withQuery } from 'ufo';
 import type { AuthControl, AuthOptions } from './auth-setup.js';
 import { bufferBody } from './body.js';
 import { buildChain, type Chain, type ChainOptions } from './chain.js';
@@ -189,6 +190,7 @@ export class SluiceClient {
   readonly #chain: Chain;
   readonly #ofetch: ReturnType<typeof createOfetch>;
   readonly #baseURL: string | undefined;
+  readonly #query: Record<string, QueryValue> | undefined;
   /** Per-call options every call starts from (the client's maxResponseBytes). */
   readonly #defaults: CallOptions;
   /** Token control (`token()`, `invalidate()`, `onTokenChange`); present when `auth` was given. */
@@ -198,6 +200,7 @@ export class SluiceClient {
     this.#chain = chain;
     this.auth = chain.auth;
     this.#baseURL = options.baseURL;
+    this.#query = options.query === undefined ? undefined : own(options.query);
     this.#defaults =
       options.maxResponseBytes === undefined
         ? NO_OPTIONS
@@ -207,7 +210,11 @@ export class SluiceClient {
     // With a baseURL, the caller's URL must stay on the named origins (CVE-2025-27152 in axios).
     const mayCall =
       options.baseURL !== undefined && options.allowAbsoluteUrls !== true ? chain.mayReceiveCredentials : undefined;
-    const chainFetch = async (url: string, init: FetchOptions & { [CALL]?: CallSlot }): Promise<OfetchResponse> => {
+    const chainFetch = async (
+      target: string | ResolvedURL,
+      init: FetchOptions & { [CALL]?: CallSlot },
+    ): Promise<OfetchResponse> => {
+      const url = String(target);
       const call = init[CALL];
       if (mayCall && !mayCall(url)) {
         throw new SluiceError(
@@ -235,11 +242,12 @@ export class SluiceClient {
     };
     // Every option ofetch reads is an own property of its defaults (most of them undefined), so a
     // polluted Object.prototype (an `onRequest`, a `params`) is never picked up by ofetch either.
+    // The URL (baseURL, query) is resolved before ofetch sees it, with the same ufo functions ofetch
+    // would use, and handed over as an object: ofetch then skips its own resolution, whose deletes
+    // turned every call's options into a slow dictionary-mode object.
     this.#ofetch = createOfetch({ fetch: chainFetch as unknown as typeof fetch }).create({
       ...OFETCH_KEYS,
-      baseURL: options.baseURL,
       headers: options.headers === undefined ? undefined : own(options.headers as Record<string, string>),
-      query: options.query === undefined ? undefined : own(options.query),
       retry: false,
     } as unknown as FetchOptions);
   }
@@ -320,9 +328,12 @@ export class SluiceClient {
     const headers = ownValue(options, 'headers');
     const signal = ownValue(options, 'signal');
     // ofetch reads these three from the call's options directly: they are always own properties here.
+    let target = this.#baseURL === undefined ? url : withBase(url, this.#baseURL);
+    if (this.#query !== undefined || query !== undefined)
+      target = withQuery(target, { ...this.#query, ...(query === undefined ? undefined : own(query)) });
     const ofetchOptions: FetchOptions & { [CALL]?: CallSlot } = {
       method: meta.method,
-      query: query === undefined ? undefined : own(query),
+      query: undefined,
       params: undefined,
       // Never undefined: ofetch would fall back to `url.headers`, a lookup a polluted prototype answers.
       headers:
@@ -341,7 +352,10 @@ export class SluiceClient {
       ofetchOptions.responseType = responseType as 'json';
     }
     try {
-      const view = (await this.#ofetch.raw(url, ofetchOptions)) as unknown as OfetchResponse;
+      const view = (await this.#ofetch.raw(
+        new ResolvedURL(target) as unknown as string,
+        ofetchOptions,
+      )) as unknown as OfetchResponse;
       return { view };
     } catch (error) {
       const failure = unwrap(error, meta, call.response);
@@ -359,6 +373,17 @@ export class SluiceClient {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
+  }
+}
+
+/** A resolved URL, as an object: ofetch resolves only string requests (see the constructor). */
+class ResolvedURL {
+  readonly #url: string;
+  constructor(url: string) {
+    this.#url = url;
+  }
+  toString(): string {
+    return this.#url;
   }
 }
 
