@@ -13,7 +13,7 @@ import { checkNames, own } from '../src/own.js';
 import { redactUrl } from '../src/redact.js';
 import type { HttpRequest } from '../src/request.js';
 import { type HttpResponse, parseDelaySeconds, parseRetryAfter } from '../src/response.js';
-import type { Middleware } from '../src/types.js';
+import type { Middleware, Next } from '../src/types.js';
 import { checkDuration, clampDelay, runAttempt } from './timeout.js';
 
 export interface RetryDecision {
@@ -182,6 +182,21 @@ export function retry(given: RetryOptions = {}): Middleware {
       first = error;
     }
 
+    return retryAfter(first, request, next, attemptMs, deadlineAt, totalMs, retries, idempotent, keyed);
+  };
+
+  // After a failed first attempt only: the closures here cost every call a heap context otherwise.
+  async function retryAfter(
+    first: unknown,
+    request: HttpRequest,
+    next: Next,
+    attemptMs: number,
+    deadlineAt: number,
+    totalMs: number,
+    retries: number,
+    idempotent: boolean,
+    keyed: boolean,
+  ): Promise<HttpResponse> {
     const decide = async (failure: unknown, attempt: number): Promise<boolean> => {
       const response = failure instanceof RetryableResponse ? failure.response : undefined;
       const error = response ? undefined : toSluiceError(failure, request, request.signal);
@@ -241,5 +256,5 @@ export function retry(given: RetryOptions = {}): Middleware {
       if (error instanceof RetryableResponse) return error.response;
       throw toSluiceError(error, request, request.signal);
     }
-  };
+  }
 }

@@ -38,16 +38,27 @@ const EMPTY = { text: async () => '', arrayBuffer: async () => new ArrayBuffer(0
 
 /** A body held in memory, e.g. a synthetic or already-buffered response. */
 export function bytesSource(bytes: Uint8Array | string): BodySource {
-  const data = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes;
-  return {
-    text: async () => DECODER.decode(data),
-    // A copy of exactly these bytes: `data` may be a view into a larger (pooled) buffer.
-    arrayBuffer: async () => data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer,
-    get body() {
-      return new Blob([data as Uint8Array<ArrayBuffer>]).stream();
-    },
-    dump: async () => {},
-  };
+  return new BytesSource(typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes);
+}
+
+/** One object per buffered response, its methods on the prototype (no closures per response). */
+class BytesSource implements BodySource {
+  readonly #data: Uint8Array;
+  constructor(data: Uint8Array) {
+    this.#data = data;
+  }
+  async text(): Promise<string> {
+    return DECODER.decode(this.#data);
+  }
+  // A copy of exactly these bytes: `data` may be a view into a larger (pooled) buffer.
+  async arrayBuffer(): Promise<ArrayBuffer> {
+    const data = this.#data;
+    return data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer;
+  }
+  get body(): ReadableStream<Uint8Array> {
+    return new Blob([this.#data as Uint8Array<ArrayBuffer>]).stream();
+  }
+  async dump(): Promise<void> {}
 }
 
 interface NodeReadable {
