@@ -216,11 +216,11 @@ export class HttpResponse {
       await this.discard();
       return undefined;
     }
-    if (declared > 0) return this.bytes();
     return this.#read(async (source) => {
       // A Node stream (undici's body) is read as it is: its web-stream view costs more than the rest
       // of a small request.
       if (isNodeReadable(source)) return collectUpTo(source, maxBytes);
+      if (declared > 0) return new Uint8Array(await source.arrayBuffer());
       const reader = source.body?.getReader();
       if (!reader) return new Uint8Array(0);
       const chunks: Uint8Array[] = [];
