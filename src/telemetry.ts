@@ -93,30 +93,59 @@ export function telemetry(version = '0.1.0'): Telemetry | undefined {
     span.end();
   };
 
+  const recorded = async (run: Next, request: HttpRequest, span: Otel.Span) => {
+    try {
+      const response = await run(request);
+      finish(span, response, undefined);
+      return response;
+    } catch (error) {
+      finish(span, undefined, error);
+      throw error;
+    }
+  };
+  const timedAttempt = async (send: Next, request: HttpRequest, span: Otel.Span, measured: Otel.Attributes) => {
+    const started = performance.now();
+    try {
+      const response = await send(request);
+      duration.record((performance.now() - started) / 1000, {
+        ...measured,
+        'http.response.status_code': response.status,
+      });
+      finish(span, response, undefined);
+      return response;
+    } catch (error) {
+      duration.record((performance.now() - started) / 1000, { ...measured, 'error.type': errorType(error) });
+      finish(span, undefined, error);
+      throw error;
+    }
+  };
+
+  const startCall = (run: Next, request: HttpRequest): Promise<HttpResponse> => {
+    const parent = api.context.active();
+    const span = tracer.startSpan(
+      `sluice ${request.method}`,
+      { kind: SpanKind.INTERNAL, attributes: { 'http.request.method': request.method } },
+      parent,
+    );
+    if (!span.isRecording()) {
+      // No SDK: nothing more is built. An SDK that did not sample this call: no spans, but its
+      // attempts still carry the trace context (and the "not sampled" flag) downstream.
+      if (api.isSpanContextValid(span.spanContext())) unsampled.set(request.state, api.trace.setSpan(parent, span));
+      return run(request);
+    }
+    span.setAttribute('url.full', redactUrl(request.url));
+    calls.set(request.state, api.trace.setSpan(parent, span));
+    return recorded(run, request, span);
+  };
+
   return {
     call(run) {
-      return async function tracedCall(request: HttpRequest) {
-        const parent = api.context.active();
-        const span = tracer.startSpan(
-          `sluice ${request.method}`,
-          { kind: SpanKind.INTERNAL, attributes: { 'http.request.method': request.method } },
-          parent,
-        );
-        if (!span.isRecording()) {
-          // No SDK: nothing more is built. An SDK that did not sample this call: no spans, but its
-          // attempts still carry the trace context (and the "not sampled" flag) downstream.
-          if (api.isSpanContextValid(span.spanContext())) unsampled.set(request.state, api.trace.setSpan(parent, span));
-          return run(request);
-        }
-        span.setAttribute('url.full', redactUrl(request.url));
-        calls.set(request.state, api.trace.setSpan(parent, span));
+      // Not async: a call that is not recorded (no SDK) adds no promise of its own.
+      return function tracedCall(request: HttpRequest) {
         try {
-          const response = await run(request);
-          finish(span, response, undefined);
-          return response;
+          return startCall(run, request);
         } catch (error) {
-          finish(span, undefined, error);
-          throw error;
+          return Promise.reject(error);
         }
       };
     },
@@ -136,7 +165,7 @@ export function telemetry(version = '0.1.0'): Telemetry | undefined {
           throw error;
         }
       };
-      return async function tracedAttempt(request: HttpRequest) {
+      const startAttempt = (request: HttpRequest): Promise<HttpResponse> => {
         const parent = calls.get(request.state);
         if (!parent) {
           const context = unsampled.get(request.state);
@@ -154,20 +183,14 @@ export function telemetry(version = '0.1.0'): Telemetry | undefined {
         if (resends > 0) attributes['http.request.resend_count'] = resends;
         const span = tracer.startSpan(request.method, { kind: SpanKind.CLIENT, attributes }, parent);
         const outgoing = withContext(request, api.trace.setSpan(parent, span));
-        const started = performance.now();
         const measured = { 'http.request.method': request.method, 'server.address': url.hostname };
+        return timedAttempt(send, outgoing, span, measured);
+      };
+      return function tracedAttempt(request: HttpRequest) {
         try {
-          const response = await send(outgoing);
-          duration.record((performance.now() - started) / 1000, {
-            ...measured,
-            'http.response.status_code': response.status,
-          });
-          finish(span, response, undefined);
-          return response;
+          return startAttempt(request);
         } catch (error) {
-          duration.record((performance.now() - started) / 1000, { ...measured, 'error.type': errorType(error) });
-          finish(span, undefined, error);
-          throw error;
+          return Promise.reject(error);
         }
       };
     },
