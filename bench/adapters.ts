@@ -65,6 +65,8 @@ export function makeAdapters(api: string, tokenURL: string, token: string): Adap
   const viaFetch = createClient({ baseURL: api, transport: 'fetch', auth: { grant: grant() }, logger: silent });
   const bare = createClient({ baseURL: api, middleware: [], headers: { authorization: bearer } });
   const bareOfetch = ofetch.create({ baseURL: api, headers: { authorization: bearer } });
+  // The same, with the per-request time limit every Sluice attempt has (an AbortSignal per request).
+  const timedOfetch = ofetch.create({ baseURL: api, headers: { authorization: bearer }, timeout: 30_000 });
   const agent = new Agent({ connections: 128 });
   const kyClient = ky.create({ prefixUrl: api, headers: { authorization: bearer } });
   const gotClient = got.extend({
@@ -84,6 +86,7 @@ export function makeAdapters(api: string, tokenURL: string, token: string): Adap
     { name: 'sluice (no middleware)', get: (path) => bare.get(path), close: () => bare.close() },
     { name: 'sluice (full, fetch transport)', get: (path) => viaFetch.get(path), close: () => viaFetch.close() },
     { name: 'ofetch', get: (path) => bareOfetch(path), close: async () => {} },
+    { name: 'ofetch (timeout 30 s)', get: (path) => timedOfetch(path), close: async () => {} },
     {
       name: 'fetch',
       get: async (path) => (await fetch(`${api}/${path}`, { headers: { authorization: bearer } })).json(),
