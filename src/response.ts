@@ -38,27 +38,42 @@ const EMPTY = { text: async () => '', arrayBuffer: async () => new ArrayBuffer(0
 
 /** A body held in memory, e.g. a synthetic or already-buffered response. */
 export function bytesSource(bytes: Uint8Array | string): BodySource {
-  return new BytesSource(typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes);
+  return new BytesSource(typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes, false);
 }
 
-/** One object per buffered response, its methods on the prototype (no closures per response). */
+const NO_BYTES = new Uint8Array(0);
+
+/**
+ * One object per buffered response, its methods on the prototype (no closures per response). `once`:
+ * the bytes are let go as soon as they are read (a response's own buffer, which HttpResponse lets be
+ * read once), so a large body is not kept alive by the response object after it was decoded.
+ */
 class BytesSource implements BodySource {
-  readonly #data: Uint8Array;
-  constructor(data: Uint8Array) {
+  #data: Uint8Array;
+  readonly #once: boolean;
+  constructor(data: Uint8Array, once: boolean) {
     this.#data = data;
+    this.#once = once;
+  }
+  #take(): Uint8Array {
+    const data = this.#data;
+    if (this.#once) this.#data = NO_BYTES;
+    return data;
   }
   async text(): Promise<string> {
-    return DECODER.decode(this.#data);
+    return DECODER.decode(this.#take());
   }
   // A copy of exactly these bytes: `data` may be a view into a larger (pooled) buffer.
   async arrayBuffer(): Promise<ArrayBuffer> {
-    const data = this.#data;
+    const data = this.#take();
     return data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer;
   }
   get body(): ReadableStream<Uint8Array> {
-    return new Blob([this.#data as Uint8Array<ArrayBuffer>]).stream();
+    return new Blob([this.#take() as Uint8Array<ArrayBuffer>]).stream();
   }
-  async dump(): Promise<void> {}
+  async dump(): Promise<void> {
+    if (this.#once) this.#data = NO_BYTES;
+  }
 }
 
 interface NodeReadable {
@@ -275,7 +290,7 @@ export class HttpResponse {
         url: this.request.url,
       });
     }
-    this.#source = bytesSource(bytes);
+    this.#source = new BytesSource(bytes, true);
     this.#used = false;
   }
 
