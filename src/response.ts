@@ -77,6 +77,8 @@ class BytesSource implements BodySource {
 }
 
 interface NodeReadable {
+  readonly destroyed?: boolean;
+  readonly errored?: Error | null;
   on(event: 'data', listener: (chunk: Uint8Array) => void): unknown;
   once(event: 'end' | 'close', listener: () => void): unknown;
   once(event: 'error', listener: (error: Error) => void): unknown;
@@ -92,6 +94,12 @@ function isNodeReadable(source: BodySource): source is BodySource & NodeReadable
 /** Every chunk of a Node stream, or `undefined` (and the stream destroyed) once past `maxBytes`. */
 function collectUpTo(readable: NodeReadable, maxBytes: number): Promise<Uint8Array | undefined> {
   return new Promise((resolve, reject) => {
+    // Destroyed before the read began (the attempt's clock or the caller's abort fired after the
+    // headers): its events are past, so say so now; the caller maps it through the signal's reason.
+    if (readable.destroyed) {
+      reject(readable.errored ?? new Error('the response body was closed before it was read'));
+      return;
+    }
     const chunks: Uint8Array[] = [];
     let size = 0;
     let over = false;

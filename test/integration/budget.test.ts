@@ -12,6 +12,7 @@ import {
   clientCredentials,
   createClient,
   createFetch,
+  type Middleware,
   NetworkError,
   refreshTokenGrant,
   type SluiceClient,
@@ -207,6 +208,30 @@ describe('the token wait is part of the attempt', () => {
 });
 
 describe.each(['undici', 'fetch'] as const)('the body is part of the attempt (%s transport)', (transport) => {
+  it.each([
+    ['with Content-Length', 'content-length: 5\r\n'],
+    ['chunked', 'transfer-encoding: chunked\r\n'],
+  ])('a body whose attempt ran out before the read began is a TimeoutError, not a hang (%s)', async (_, framing) => {
+    const late = await raw((socket) => {
+      socket.write(`HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n${framing}\r\n`);
+      const timer = setTimeout(
+        () => socket.end(framing.startsWith('content') ? 'hello' : '5\r\nhello\r\n0\r\n\r\n'),
+        1000,
+      );
+      socket.on('close', () => clearTimeout(timer));
+    });
+    // Below the defaults: holds the response past the attempt's end before the body is read.
+    const hold: Middleware = async (request, next) => {
+      const response = await next(request);
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      return response;
+    };
+    const sluice = client({ baseURL: late.url, transport, middleware: (defaults) => [...defaults, hold] });
+    const { error, ms } = await timed(() => sluice.get('x', { timeout: 200, retry: 0 }));
+    expect(error).toMatchObject({ name: 'TimeoutError', kind: 'attempt' });
+    expect(ms).toBeLessThan(900);
+  });
+
   it('a body that drips one byte a second fails at the attempt timeout (a wall clock, not an idle timer)', async () => {
     const drip = await raw((socket) => {
       socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n[');
