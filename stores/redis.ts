@@ -61,18 +61,19 @@ function checkTarget(target: RedisTarget): string[] {
   if (typeof target === 'string') return [redisURL(target).href];
   if (target === null || typeof target !== 'object')
     throw new ConfigError('redisTokenStore: give a redis:// URL, { cluster: [urls] } or { sentinels: [urls], name }');
-  if ('cluster' in target) {
+  const { cluster, sentinels, name } = target as { cluster?: unknown; sentinels?: unknown; name?: unknown };
+  if (Object.hasOwn(target, 'cluster')) {
     checkNames('redisTokenStore target', target, new Set(['cluster']));
-    if (!Array.isArray(target.cluster) || target.cluster.length === 0)
+    if (!Array.isArray(cluster) || cluster.length === 0)
       throw new ConfigError('redisTokenStore: cluster must list at least one node URL');
-    return target.cluster.map((url) => redisURL(url).href);
+    return cluster.map((url) => redisURL(url).href);
   }
   checkNames('redisTokenStore target', target, new Set(['sentinels', 'name']));
-  if (!Array.isArray(target.sentinels) || target.sentinels.length === 0)
+  if (!Array.isArray(sentinels) || sentinels.length === 0)
     throw new ConfigError('redisTokenStore: sentinels must list at least one Sentinel URL');
-  if (typeof target.name !== 'string' || target.name.length === 0)
+  if (typeof name !== 'string' || name.length === 0)
     throw new ConfigError("redisTokenStore: name must be the Sentinel master's name");
-  return target.sentinels.map((url) => redisURL(url).href);
+  return sentinels.map((url) => redisURL(url).href);
 }
 
 /** What the store needs of a connection, whatever the topology. */
@@ -114,18 +115,40 @@ function connect(redis: RedisModule, target: RedisTarget, urls: string[], timeou
       close: () => closeClient(client),
     };
   }
-  if ('cluster' in target) {
+  // Credentials and TLS for every node the Cluster or Sentinel client opens, not only the first one.
+  const first = new URL(urls[0]!);
+  const credentials = {
+    ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
+    ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
+  };
+  const tls = first.protocol === 'rediss:' ? { tls: true as const } : {};
+  if (Object.hasOwn(target, 'cluster')) {
     const cluster = redis.createCluster({
       rootNodes: urls.map((url) => ({ url })),
-      defaults: { socket, disableOfflineQueue: true },
+      defaults: { ...credentials, socket: { ...socket, ...tls }, disableOfflineQueue: true },
     });
     cluster.on('error', () => {});
     let open = false;
+    let closed = false;
+    // A Cluster that is not up when the store is made is tried again (capped backoff) until it is,
+    // or until close(): node-redis gives up after its first failed discovery.
+    const retry = (round: number) => {
+      if (closed) return;
+      setTimeout(() => {
+        if (closed) return;
+        cluster.connect().then(
+          () => {
+            open = true;
+          },
+          () => retry(round + 1),
+        );
+      }, reconnectStrategy(round)).unref();
+    };
     const opening = cluster.connect().then(
       () => {
         open = true;
       },
-      () => undefined,
+      () => retry(0),
     );
     return {
       client: cluster,
@@ -140,18 +163,13 @@ function connect(redis: RedisModule, target: RedisTarget, urls: string[], timeou
         return () => sub.destroy();
       },
       async close() {
+        closed = true;
         if (!(await settlesWithin(cluster.close(), 2000))) cluster.destroy();
       },
     };
   }
-  const first = new URL(urls[0]!);
-  const credentials = {
-    ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
-    ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
-  };
-  const tls = first.protocol === 'rediss:' ? { tls: true as const } : {};
   const sentinel = redis.createSentinel({
-    name: target.name,
+    name: (target as { name: string }).name,
     sentinelRootNodes: urls.map((url) => {
       const { hostname, port } = new URL(url);
       return { host: hostname, port: Number(port || 26379) };
@@ -221,7 +239,10 @@ const REDIS_OPTIONS = new Set([
   'push',
 ]);
 
-export function redisTokenStore(target: RedisTarget, given: RedisTokenStoreOptions = {}): SharedTokenStore {
+export function redisTokenStore(where: RedisTarget, given: RedisTokenStoreOptions = {}): SharedTokenStore {
+  // Own properties only: a polluted Object.prototype must not supply a topology or a master's name.
+  const target: RedisTarget =
+    typeof where === 'string' || where === null || typeof where !== 'object' ? where : own(where);
   const options = own(given);
   checkNames('redisTokenStore', options, REDIS_OPTIONS);
   const { namespace = 'sluice', timeoutMs = 1000 } = options;
