@@ -95,6 +95,18 @@ type RedisModule = typeof import('@keyv/redis');
 
 function connect(redis: RedisModule, target: RedisTarget, urls: string[], timeoutMs: number): Connection {
   const socket = { connectTimeout: Math.max(timeoutMs, 1000), reconnectStrategy };
+  // Subscriber connections, ended by close() even while they are still trying to connect.
+  const subscribers = new Set<{ destroy(): void }>();
+  const endSubscribers = () => {
+    for (const sub of subscribers) {
+      try {
+        sub.destroy();
+      } catch {
+        // Closed already.
+      }
+    }
+    subscribers.clear();
+  };
   if (typeof target === 'string') {
     const client = redis.createClient({ url: urls[0]!, socket, disableOfflineQueue: true });
     client.on('error', () => {});
@@ -107,12 +119,16 @@ function connect(redis: RedisModule, target: RedisTarget, urls: string[], timeou
         const sub = client.duplicate();
         sub.on('error', () => {});
         sub.unref();
+        subscribers.add(sub);
         await sub.connect();
         await sub.subscribe(channel, listener);
         return () => sub.destroy();
       },
       idle: client,
-      close: () => closeClient(client),
+      async close() {
+        endSubscribers();
+        await closeClient(client);
+      },
     };
   }
   // Credentials and TLS for every node the Cluster or Sentinel client opens, not only the first one.
@@ -158,12 +174,14 @@ function connect(redis: RedisModule, target: RedisTarget, urls: string[], timeou
       async subscribe(channel, listener) {
         const sub = cluster.duplicate();
         sub.on('error', () => {});
+        subscribers.add(sub);
         await sub.connect();
         await sub.subscribe(channel, listener);
         return () => sub.destroy();
       },
       async close() {
         closed = true;
+        endSubscribers();
         if (!(await settlesWithin(cluster.close(), 2000))) cluster.destroy();
       },
     };
@@ -178,12 +196,15 @@ function connect(redis: RedisModule, target: RedisTarget, urls: string[], timeou
     sentinelClientOptions: { ...credentials, socket: { ...socket, ...tls } },
   });
   sentinel.on('error', () => {});
+  const opening = sentinel.connect().catch(() => undefined);
   return {
     client: sentinel,
     send: (_key, args) => sentinel.sendCommand(false, args),
     isReady: () => sentinel.isReady,
-    opening: sentinel.connect().catch(() => undefined),
+    opening,
     async subscribe(channel, listener) {
+      // Subscribing before the Sentinel client knows its nodes fails; wait for it first.
+      await opening;
       await sentinel.subscribe(channel, listener);
       return () => void sentinel.unsubscribe(channel).catch(() => {});
     },
@@ -310,7 +331,11 @@ export function redisTokenStore(where: RedisTarget, given: RedisTokenStoreOption
     (subscriber ??= (async () => {
       const { connection } = await opened;
       return connection.subscribe(channel, (key: string) => watchers.notify(key));
-    })().catch(() => undefined));
+    })().catch(() => {
+      // Not subscribed (Redis down, or not ready yet): the next watcher tries again; meanwhile waiters poll.
+      subscriber = undefined;
+      return undefined;
+    }));
   const store: TokenStore = {
     shared: true,
     namespace,
@@ -344,7 +369,8 @@ export function redisTokenStore(where: RedisTarget, given: RedisTokenStoreOption
     store,
     lock,
     async close() {
-      const unsubscribe = await subscriber;
+      // A subscriber that is still connecting is ended by the connection's close, not waited for.
+      const unsubscribe = await Promise.race([subscriber, undefined]);
       try {
         unsubscribe?.();
       } catch {

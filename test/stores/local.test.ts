@@ -143,6 +143,16 @@ describe('push: a waiter learns of the new token when it is written, not at its 
     expect(Math.max(...lags)).toBeLessThan(60);
   });
 
+  it('close() returns promptly while the pub/sub connection of a watcher is still trying to reach Redis', async () => {
+    const shared = redisTokenStore('redis://127.0.0.1:1', { namespace: `gone-${process.pid}`, timeoutMs: 200 });
+    const stop = shared.store.watch!('k', () => {});
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const started = performance.now();
+    await shared.close();
+    stop();
+    expect(performance.now() - started).toBeLessThan(3000);
+  });
+
   it('push: false on any store leaves its waiters polling (no watch), and is checked by name', async () => {
     const stores = [
       localTokenStore(fresh(), { push: false }),
