@@ -86,6 +86,8 @@ interface Connection {
   opening: Promise<unknown>;
   /** Subscribes on a connection of its own (unref'd where node-redis allows it). */
   subscribe(channel: string, listener: (message: string) => void): Promise<() => void>;
+  /** Called with a replacement client (Sentinel: node-redis's cannot be reconnected once it gave up). */
+  onReplace?(listener: (client: object) => void): void;
   /** Lets the process exit while idle (single URL only: Cluster and Sentinel keep it alive until close()). */
   idle?: { ref(): void; unref(): void };
   close(): Promise<void>;
@@ -186,29 +188,55 @@ function connect(redis: RedisModule, target: RedisTarget, urls: string[], timeou
       },
     };
   }
-  const sentinel = redis.createSentinel({
-    name: (target as { name: string }).name,
-    sentinelRootNodes: urls.map((url) => {
-      const { hostname, port } = new URL(url);
-      return { host: hostname, port: Number(port || 26379) };
-    }),
-    nodeClientOptions: { ...credentials, socket: { ...socket, ...tls }, disableOfflineQueue: true },
-    sentinelClientOptions: { ...credentials, socket: { ...socket, ...tls } },
-  });
-  sentinel.on('error', () => {});
-  const opening = sentinel.connect().catch(() => undefined);
+  const makeSentinel = () => {
+    const client = redis.createSentinel({
+      name: (target as { name: string }).name,
+      sentinelRootNodes: urls.map((url) => {
+        const { hostname, port } = new URL(url);
+        return { host: hostname, port: Number(port || 26379) };
+      }),
+      nodeClientOptions: { ...credentials, socket: { ...socket, ...tls }, disableOfflineQueue: true },
+      sentinelClientOptions: { ...credentials, socket: { ...socket, ...tls } },
+    });
+    client.on('error', () => {});
+    return client;
+  };
+  let sentinel = makeSentinel();
+  let replaced: ((client: object) => void) | undefined;
+  let closed = false;
+  // node-redis's Sentinel client gives up for good after its rediscovery rounds (16 by default) and cannot
+  // be connected again: a fresh one is made and tried, with the capped backoff, until one connects.
+  const retry = (round: number) => {
+    if (closed) return;
+    setTimeout(() => {
+      if (closed) return;
+      const old = sentinel;
+      sentinel = makeSentinel();
+      replaced?.(sentinel);
+      void old.destroy().catch(() => {});
+      sentinel.connect().catch(() => retry(round + 1));
+    }, reconnectStrategy(round)).unref();
+  };
+  const opening = sentinel.connect().catch(() => retry(0));
   return {
-    client: sentinel,
+    get client() {
+      return sentinel;
+    },
+    onReplace(listener) {
+      replaced = listener;
+    },
     send: (_key, args) => sentinel.sendCommand(false, args),
     isReady: () => sentinel.isReady,
     opening,
     async subscribe(channel, listener) {
       // Subscribing before the Sentinel client knows its nodes fails; wait for it first.
       await opening;
-      await sentinel.subscribe(channel, listener);
-      return () => void sentinel.unsubscribe(channel).catch(() => {});
+      const current = sentinel;
+      await current.subscribe(channel, listener);
+      return () => void current.unsubscribe(channel).catch(() => {});
     },
     async close() {
+      closed = true;
       if (!(await settlesWithin(sentinel.close(), 2000))) await sentinel.destroy().catch(() => {});
     },
   };
@@ -283,6 +311,9 @@ export function redisTokenStore(where: RedisTarget, given: RedisTokenStoreOption
       namespace,
       throwOnErrors: true,
       throwOnConnectError: true,
+    });
+    connection.onReplace?.((client) => {
+      adapter.client = client as never;
     });
     const keyv = new Keyv({ store: adapter, namespace, useKeyPrefix: false });
     const inner = keyvStore(
