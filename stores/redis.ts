@@ -184,7 +184,21 @@ function connect(redis: RedisModule, target: RedisTarget, urls: string[], timeou
       async close() {
         closed = true;
         endSubscribers();
-        if (!(await settlesWithin(cluster.close(), 2000))) cluster.destroy();
+        // As for one server: a graceful close only if the Cluster still answers, since node-redis cannot
+        // destroy node connections once its close() has begun (a hung node would keep its socket).
+        let answered = false;
+        if (open) {
+          const ping = cluster.sendCommand(undefined, true, ['PING']).then(() => {
+            answered = true;
+          });
+          await settlesWithin(ping, 2000);
+        }
+        if (answered && (await settlesWithin(cluster.close(), 2000))) return;
+        try {
+          cluster.destroy();
+        } catch {
+          // Closing already (the close above took too long).
+        }
       },
     };
   }

@@ -1,5 +1,6 @@
 /** redisTokenStore on a Redis Cluster: what the conformance suites cannot see (credentials, late start). */
 import { execFileSync } from 'node:child_process';
+import { Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { redisTokenStore, type SharedTokenStore } from '../../stores/index.js';
 import { startRedisCluster } from '../helpers/redis-topology.js';
@@ -20,6 +21,30 @@ const open = (...args: Parameters<typeof redisTokenStore>) => {
 const entry = { accessToken: 'a', revision: 1 };
 
 describe('redisTokenStore on a Cluster', () => {
+  // First: the open-socket check counts every socket to the nodes, and no other store is open yet.
+  it('close() with every node hung (SIGSTOP) returns within about 2 s and leaves no socket to them open', async () => {
+    const shared = redisTokenStore({ cluster: [cluster.url] }, { namespace: `hung-${process.pid}`, timeoutMs: 300 });
+    await shared.store.set('k', entry, 60_000);
+    const ports = new Set(cluster.nodes.map(({ port }) => port));
+    const pids = cluster.nodes.map(({ port }) => Number(/process_id:(\d+)/.exec(cli(port, 'INFO', 'server'))?.[1]));
+    for (const pid of pids) process.kill(pid, 'SIGSTOP');
+    try {
+      await expect(shared.store.get('k')).rejects.toMatchObject({ name: 'StoreUnavailableError' });
+      const started = performance.now();
+      await shared.close();
+      expect(performance.now() - started).toBeLessThan(3000);
+      const open = (process as unknown as { _getActiveHandles(): unknown[] })
+        ._getActiveHandles()
+        .filter(
+          (handle): handle is Socket =>
+            handle instanceof Socket && !handle.destroyed && ports.has(handle.remotePort ?? 0),
+        );
+      expect(open.map((socket) => socket.remotePort)).toEqual([]);
+    } finally {
+      for (const pid of pids) process.kill(pid, 'SIGCONT');
+    }
+  }, 30_000);
+
   it('a Cluster that refuses the store when it is made is used once it accepts it (the store keeps trying)', async () => {
     // Discovery fails (NOAUTH) until the password is lifted: node-redis gives up after one failed discovery.
     for (const { port } of cluster.nodes) cli(port, 'CONFIG', 'SET', 'requirepass', 'not-yet');
