@@ -3,13 +3,13 @@ import Keyv from 'keyv';
 import type { Pool } from 'pg';
 import { ConfigError } from '../src/errors.js';
 import { checkNames, own } from '../src/own.js';
-import { type AcquireOptions, type Lock, revisionOf, type TokenStore } from '../src/store.js';
+import { type AcquireOptions, type Lock, revisionOf } from '../src/store.js';
 import { type KeyvTokenStoreOptions, keyvStore, type SharedTokenStore } from './keyv.js';
 import { importPeer } from './peer.js';
 import { postgresLeaseLock } from './postgres-lease.js';
 import { type PostgresLockOptions, postgresLock } from './postgres-lock.js';
 import { settlesWithin } from './timeout.js';
-import { keyWatchers } from './watchers.js';
+import { keyWatchers, withPush } from './watchers.js';
 
 export interface PostgresTokenStoreOptions
   extends KeyvTokenStoreOptions,
@@ -203,28 +203,18 @@ export function postgresTokenStore(url: string, given: PostgresTokenStoreOptions
       await client.query(`LISTEN ${channel}`);
       return client;
     })().catch(() => undefined));
-  const store: TokenStore = {
-    shared: true,
-    namespace,
-    get: async (key) => (await opened).inner.get(key),
-    set: async (key, value, ttl) => {
-      await (await opened).inner.set(key, value, ttl);
-      announce(key);
+  const store = withPush(
+    {
+      shared: true,
+      namespace,
+      get: async (key) => (await opened).inner.get(key),
+      set: async (key, value, ttl) => (await opened).inner.set(key, value, ttl),
+      delete: async (key) => (await opened).inner.delete(key),
+      atomicSwap: true,
+      swap: async (key, value, expected, ttl) => (await opened).inner.swap(key, value, expected, ttl),
     },
-    delete: async (key) => (await opened).inner.delete(key),
-    atomicSwap: true,
-    swap: async (key, value, expected, ttl) => {
-      const written = await (await opened).inner.swap(key, value, expected, ttl);
-      if (written) announce(key);
-      return written;
-    },
-    watch(key, onChange) {
-      void listen();
-      return watchers.add(key, onChange);
-    },
-  };
-  // Without push, waiters poll (they do whenever a store has no watch).
-  if (options.push === false) delete store.watch;
+    { announce, listen: () => void listen(), watchers, push: options.push },
+  );
   const lock: Lock = {
     shared: true,
     namespace,

@@ -1,12 +1,11 @@
 import Keyv from 'keyv';
 import { ConfigError, StoreUnavailableError } from '../src/errors.js';
 import { checkNames, own } from '../src/own.js';
-import type { TokenStore } from '../src/store.js';
 import { type KeyvTokenStoreOptions, keyvStore, type SharedTokenStore } from './keyv.js';
 import { importPeer } from './peer.js';
 import { type RedisLockOptions, redisLock } from './redis-lock.js';
 import { bounded, settlesWithin } from './timeout.js';
-import { keyWatchers } from './watchers.js';
+import { keyWatchers, withPush } from './watchers.js';
 
 export interface RedisTokenStoreOptions extends KeyvTokenStoreOptions, Omit<RedisLockOptions, 'prefix' | 'namespace'> {
   /** Prefix for every key this store and its lock write, so several apps can share one Redis. @default 'sluice' */
@@ -129,7 +128,14 @@ function connect(redis: RedisModule, target: RedisTarget, urls: string[], timeou
       idle: client,
       async close() {
         endSubscribers();
-        await closeClient(client);
+        await closeGracefully(
+          client.isReady,
+          () => client.sendCommand(['PING']),
+          () => client.close(),
+          () => client.destroy(),
+          // Closed already (a close that began and took too long): at least let the process exit.
+          () => client.unref(),
+        );
       },
     };
   }
@@ -148,26 +154,13 @@ function connect(redis: RedisModule, target: RedisTarget, urls: string[], timeou
     cluster.on('error', () => {});
     let open = false;
     let closed = false;
-    // A Cluster that is not up when the store is made is tried again (capped backoff) until it is,
-    // or until close(): node-redis gives up after its first failed discovery.
-    const retry = (round: number) => {
-      if (closed) return;
-      setTimeout(() => {
-        if (closed) return;
-        cluster.connect().then(
-          () => {
-            open = true;
-          },
-          () => retry(round + 1),
-        );
-      }, reconnectStrategy(round)).unref();
-    };
-    const opening = cluster.connect().then(
-      () => {
+    const connectOnce = () =>
+      cluster.connect().then(() => {
         open = true;
-      },
-      () => retry(0),
-    );
+      });
+    // node-redis gives up after its first failed discovery: a Cluster that is not up when the store is
+    // made is tried again until it is, or until close().
+    const opening = connectOnce().catch(() => keepTrying(connectOnce, () => closed));
     return {
       client: cluster,
       send: (key, args) => cluster.sendCommand(key, false, args),
@@ -184,21 +177,12 @@ function connect(redis: RedisModule, target: RedisTarget, urls: string[], timeou
       async close() {
         closed = true;
         endSubscribers();
-        // As for one server: a graceful close only if the Cluster still answers, since node-redis cannot
-        // destroy node connections once its close() has begun (a hung node would keep its socket).
-        let answered = false;
-        if (open) {
-          const ping = cluster.sendCommand(undefined, true, ['PING']).then(() => {
-            answered = true;
-          });
-          await settlesWithin(ping, 2000);
-        }
-        if (answered && (await settlesWithin(cluster.close(), 2000))) return;
-        try {
-          cluster.destroy();
-        } catch {
-          // Closing already (the close above took too long).
-        }
+        await closeGracefully(
+          open,
+          () => cluster.sendCommand(undefined, true, ['PING']),
+          () => cluster.close(),
+          () => cluster.destroy(),
+        );
       },
     };
   }
@@ -219,19 +203,15 @@ function connect(redis: RedisModule, target: RedisTarget, urls: string[], timeou
   let replaced: ((client: object) => void) | undefined;
   let closed = false;
   // node-redis's Sentinel client gives up for good after its rediscovery rounds (16 by default) and cannot
-  // be connected again: a fresh one is made and tried, with the capped backoff, until one connects.
-  const retry = (round: number) => {
-    if (closed) return;
-    setTimeout(() => {
-      if (closed) return;
-      const old = sentinel;
-      sentinel = makeSentinel();
-      replaced?.(sentinel);
-      void old.destroy().catch(() => {});
-      sentinel.connect().catch(() => retry(round + 1));
-    }, reconnectStrategy(round)).unref();
+  // be connected again: a fresh one is made and tried until one connects.
+  const replace = () => {
+    const old = sentinel;
+    sentinel = makeSentinel();
+    replaced?.(sentinel);
+    void old.destroy().catch(() => {});
+    return sentinel.connect();
   };
-  const opening = sentinel.connect().catch(() => retry(0));
+  const opening = sentinel.connect().catch(() => keepTrying(replace, () => closed));
   return {
     get client() {
       return sentinel;
@@ -256,32 +236,42 @@ function connect(redis: RedisModule, target: RedisTarget, urls: string[], timeou
   };
 }
 
+/** Runs `attempt` again after the capped backoff, until it succeeds or `stopped()`; timers never hold the process. */
+function keepTrying(attempt: () => Promise<unknown>, stopped: () => boolean, round = 0): void {
+  if (stopped()) return;
+  setTimeout(() => {
+    if (stopped()) return;
+    attempt().catch(() => keepTrying(attempt, stopped, round + 1));
+  }, reconnectStrategy(round)).unref();
+}
+
 /**
- * A client still trying to connect is dropped at once. A connected one finishes what it sent, if
+ * A connection still trying to connect is dropped at once. A connected one finishes what it sent, if
  * Redis still answers: a PING answered within 2 s means every earlier reply is in (replies come in
- * order), so close() has nothing to wait for. Otherwise the socket is cut: node-redis can only destroy
- * a client that close() has not begun to close, so close() is never started on a dead link.
+ * order), so close() has nothing to wait for. Otherwise the sockets are cut: node-redis can only destroy
+ * a client (or a Cluster's node connections) that close() has not begun to close, so close() is never
+ * started on a dead link. `stuck` runs when destroy() refuses (a close began and took too long).
  */
-async function closeClient(client: {
-  isReady: boolean;
-  sendCommand(args: string[]): Promise<unknown>;
-  close(): Promise<unknown>;
-  destroy(): void;
-  unref(): void;
-}): Promise<void> {
+async function closeGracefully(
+  ready: boolean,
+  ping: () => Promise<unknown>,
+  close: () => Promise<unknown>,
+  destroy: () => void,
+  stuck: () => void = () => {},
+): Promise<void> {
   let answered = false;
-  if (client.isReady) {
-    const ping = client.sendCommand(['PING']).then(() => {
-      answered = true;
-    });
-    await settlesWithin(ping, 2000);
-  }
-  if (answered && (await settlesWithin(client.close(), 2000))) return;
+  if (ready)
+    await settlesWithin(
+      ping().then(() => {
+        answered = true;
+      }),
+      2000,
+    );
+  if (answered && (await settlesWithin(close(), 2000))) return;
   try {
-    client.destroy();
+    destroy();
   } catch {
-    // Closed already (the close above began and took too long): at least let the process exit.
-    client.unref();
+    stuck();
   }
 }
 
@@ -381,28 +371,18 @@ export function redisTokenStore(where: RedisTarget, given: RedisTokenStoreOption
       subscriber = undefined;
       return undefined;
     }));
-  const store: TokenStore = {
-    shared: true,
-    namespace,
-    get: (key) => use((connection) => connection.inner.get(key)),
-    async set(key, value, ttl) {
-      await use((connection) => connection.inner.set(key, value, ttl));
-      announce(key);
+  const store = withPush(
+    {
+      shared: true,
+      namespace,
+      get: (key) => use((connection) => connection.inner.get(key)),
+      set: (key, value, ttl) => use((connection) => connection.inner.set(key, value, ttl)),
+      delete: (key) => use((connection) => connection.inner.delete(key)),
+      atomicSwap: true,
+      swap: (key, value, expected, ttl) => use((connection) => connection.inner.swap(key, value, expected, ttl)),
     },
-    delete: (key) => use((connection) => connection.inner.delete(key)),
-    atomicSwap: true,
-    async swap(key, value, expected, ttl) {
-      const written = await use((connection) => connection.inner.swap(key, value, expected, ttl));
-      if (written) announce(key);
-      return written;
-    },
-    watch(key, onChange) {
-      void subscribe();
-      return watchers.add(key, onChange);
-    },
-  };
-  // Without push, waiters poll (they do whenever a store has no watch).
-  if (options.push === false) delete store.watch;
+    { announce, listen: () => void subscribe(), watchers, push: options.push },
+  );
   // Each lock command names one key: SET/GET carry it first, EVAL after the script and the key count.
   const lock = redisLock(
     {
