@@ -27,14 +27,27 @@ export function originGuard(origins: readonly string[]): (url: string) => boolea
   return function isAllowed(url) {
     // The common case without parsing: "scheme://authority/..." whose authority part is an allowed
     // origin as written (one lookup, whatever the number of origins).
-    const path = url.indexOf('/', url.indexOf('://') + 3);
-    if (path > 0 && allowed.has(url.slice(0, path))) return true;
+    if (allowed.has(authorityOf(url))) return true;
     try {
       return allowed.has(new URL(url).origin);
     } catch {
       return false;
     }
   };
+}
+
+// The "scheme://authority" part of the URL checked last: one request's URL goes through several guards
+// in a row (the client's, bindCredentials, auth), and each would otherwise cut the same string again.
+let lastURL = '';
+let lastAuthority = '';
+
+function authorityOf(url: string): string {
+  if (url !== lastURL) {
+    const path = url.indexOf('/', url.indexOf('://') + 3);
+    lastAuthority = path > 0 ? url.slice(0, path) : '';
+    lastURL = url;
+  }
+  return lastAuthority;
 }
 
 function place(request: HttpRequest, placement: Placement, value: string): HttpRequest {

@@ -6,7 +6,7 @@ import { bufferBody } from './body.js';
 import { buildChain, type Chain, type ChainOptions } from './chain.js';
 import { ConfigError, HttpError, httpErrorFor, SluiceError } from './errors.js';
 import { parseJson, type RequestMeta, toSluiceError } from './normalize.js';
-import { checkNames, own, ownValue } from './own.js';
+import { checkNames, headersInit, own, ownValue } from './own.js';
 import { type PaginateOptions, paginate } from './paginate.js';
 import {
   type CallOptions,
@@ -85,7 +85,6 @@ interface CallSlot {
   state: CallState | undefined;
 }
 
-const CALL = 'sluiceCall';
 const JSON_TYPE = /^application\/(?:[\w!#$%&*.^`~-]*\+)?json/i;
 
 /**
@@ -191,6 +190,8 @@ export class SluiceClient {
   readonly #ofetch: ReturnType<typeof createOfetch>;
   readonly #baseURL: string | undefined;
   readonly #query: Record<string, QueryValue> | undefined;
+  /** The client's default headers, copied into each call's own `Headers`. */
+  readonly #headers: Headers | undefined;
   /** Per-call options every call starts from (the client's maxResponseBytes). */
   readonly #defaults: CallOptions;
   /** Token control (`token()`, `invalidate()`, `onTokenChange`); present when `auth` was given. */
@@ -201,6 +202,7 @@ export class SluiceClient {
     this.auth = chain.auth;
     this.#baseURL = options.baseURL;
     this.#query = options.query === undefined ? undefined : own(options.query);
+    this.#headers = options.headers === undefined ? undefined : defaultHeaders(options.headers);
     this.#defaults =
       options.maxResponseBytes === undefined
         ? NO_OPTIONS
@@ -210,46 +212,43 @@ export class SluiceClient {
     // With a baseURL, the caller's URL must stay on the named origins (CVE-2025-27152 in axios).
     const mayCall =
       options.baseURL !== undefined && options.allowAbsoluteUrls !== true ? chain.mayReceiveCredentials : undefined;
-    const chainFetch = async (
-      target: string | ResolvedURL,
-      init: FetchOptions & { [CALL]?: CallSlot },
-    ): Promise<OfetchResponse> => {
+    const chainFetch = async (target: ResolvedURL, init: OfetchCall): Promise<OfetchResponse> => {
       const url = String(target);
-      const call = init[CALL];
+      const call = init.sluiceCall;
       if (mayCall && !mayCall(url)) {
         throw new SluiceError(
           "absolute URL to an origin that is not the baseURL's (nor in auth.origins); pass a path, or set allowAbsoluteUrls: true to send it without credentials",
-          { code: 'ERR_ORIGIN_NOT_ALLOWED', method: init.method ?? 'GET', url },
+          { code: 'ERR_ORIGIN_NOT_ALLOWED', method: init.method, url },
         );
       }
       let body = (init.body ?? null) as RequestBody;
-      const limit = call?.options.bufferBody;
+      const limit = call.options.bufferBody;
       if (limit !== undefined) body = await bufferBody(body, limit);
       const request = new HttpRequest({
-        method: init.method ?? 'GET',
+        method: init.method,
         url,
-        headers: init.headers as Headers,
+        headers: init.headers.headers ?? new Headers(),
         body,
-        signal: init.signal ?? undefined,
-        options: call?.options,
-        context: call?.context,
+        signal: init.signal,
+        options: call.options,
+        context: call.context,
         events: events(),
       });
-      if (call) call.state = request.state;
+      call.state = request.state;
       const response = await run(request);
-      if (call) call.response = response;
+      call.response = response;
       return new OfetchResponse(response, init.responseType === 'stream');
     };
-    // Every option ofetch reads is an own property of its defaults (most of them undefined), so a
-    // polluted Object.prototype (an `onRequest`, a `params`) is never picked up by ofetch either.
-    // The URL (baseURL, query) is resolved before ofetch sees it, with the same ufo functions ofetch
-    // would use, and handed over as an object: ofetch then skips its own resolution, whose deletes
-    // turned every call's options into a slow dictionary-mode object.
-    this.#ofetch = createOfetch({ fetch: chainFetch as unknown as typeof fetch }).create({
-      ...OFETCH_KEYS,
-      headers: options.headers === undefined ? undefined : own(options.headers as Record<string, string>),
-      retry: false,
-    } as unknown as FetchOptions);
+    // No ofetch defaults (`create()`): each call hands ofetch one object that has every option ofetch
+    // reads as an own property (`OfetchCall`), so ofetch merges nothing and a polluted
+    // Object.prototype (an `onRequest`, a `params`) is never picked up. The URL (baseURL, query) is
+    // resolved before ofetch sees it, with the same ufo functions ofetch would use, and handed over as an
+    // object: ofetch then skips its own resolution. Headers are merged here too (client defaults, then
+    // the call's); ofetch only carries them (`OfetchHeaders`).
+    this.#ofetch = createOfetch({
+      fetch: chainFetch as unknown as typeof fetch,
+      Headers: OfetchHeaders as unknown as typeof Headers,
+    });
   }
 
   /** Subscribes to every event; returns the unsubscribe function. */
@@ -325,36 +324,29 @@ export class SluiceClient {
     };
     const meta = new CallMeta(method.toUpperCase(), url, this.#baseURL);
     const query = ownValue(options, 'query');
-    const headers = ownValue(options, 'headers');
-    const signal = ownValue(options, 'signal');
-    // ofetch reads these three from the call's options directly: they are always own properties here.
+    const given = ownValue(options, 'headers');
     let target = this.#baseURL === undefined ? url : withBase(url, this.#baseURL);
     if (this.#query !== undefined || query !== undefined)
       target = withQuery(target, { ...this.#query, ...(query === undefined ? undefined : own(query)) });
-    const ofetchOptions: FetchOptions & { [CALL]?: CallSlot } = {
-      method: meta.method,
-      query: undefined,
-      params: undefined,
-      // Never undefined: ofetch would fall back to `url.headers`, a lookup a polluted prototype answers.
-      headers:
-        headers === undefined
-          ? NO_HEADERS
-          : headers instanceof Headers || Array.isArray(headers)
-            ? headers
-            : own(headers),
-    } as unknown as FetchOptions;
-    if (body !== undefined) ofetchOptions.body = body as FetchOptions['body'];
-    if (signal !== undefined) ofetchOptions.signal = signal;
-    ofetchOptions[CALL] = call;
-    if (responseType === undefined || responseType === 'json') {
-      ofetchOptions.parseResponse = (text: string) => decode(text, call.response, meta, responseType === 'json');
-    } else {
-      ofetchOptions.responseType = responseType as 'json';
-    }
     try {
+      // The call's own Headers: the client's, then the call's over them (ofetch's merge, done once here).
+      let headers: Headers | undefined;
+      if (this.#headers !== undefined) {
+        headers = new Headers(this.#headers);
+        if (given !== undefined) for (const [name, value] of new Headers(headersInit(given))) headers.set(name, value);
+      } else if (given !== undefined) headers = new Headers(headersInit(given));
+      const ofetchOptions = new OfetchCall(meta.method, headers, call);
+      if (body !== undefined) ofetchOptions.body = body as FetchOptions['body'];
+      const signal = ownValue(options, 'signal');
+      if (signal !== undefined) ofetchOptions.signal = signal;
+      if (responseType === undefined || responseType === 'json') {
+        ofetchOptions.parseResponse = (text: string) => decode(text, call.response, meta, responseType === 'json');
+      } else {
+        ofetchOptions.responseType = responseType;
+      }
       const view = (await this.#ofetch.raw(
         new ResolvedURL(target) as unknown as string,
-        ofetchOptions,
+        ofetchOptions as unknown as FetchOptions,
       )) as unknown as OfetchResponse;
       return { view };
     } catch (error) {
@@ -378,6 +370,8 @@ export class SluiceClient {
 
 /** A resolved URL, as an object: ofetch resolves only string requests (see the constructor). */
 class ResolvedURL {
+  /** ofetch falls back to `request.headers` when a call has none: own, so never a polluted prototype's. */
+  readonly headers = undefined;
   readonly #url: string;
   constructor(url: string) {
     this.#url = url;
@@ -426,30 +420,69 @@ const NO_OPTIONS: CallOptions = Object.freeze(own({}));
 
 const STREAM_OPTIONS: CallOptions = Object.freeze(own({ streamBody: true }));
 
-const NO_HEADERS: [string, string][] = Object.freeze([]) as unknown as [string, string][];
+function defaultHeaders(given: HeadersInput): Headers {
+  try {
+    return new Headers(headersInit(given));
+  } catch {
+    // Node's message quotes the rejected value, which may be a credential: keep neither.
+    throw new ConfigError('headers: a header name or value is invalid');
+  }
+}
 
-/** Every option ofetch 1.x reads, present and undefined unless Sluice sets it. */
-const OFETCH_KEYS = Object.freeze({
-  baseURL: undefined,
-  body: undefined,
-  duplex: undefined,
-  headers: undefined,
-  ignoreResponseError: undefined,
-  method: undefined,
-  onRequest: undefined,
-  onRequestError: undefined,
-  onResponse: undefined,
-  onResponseError: undefined,
-  params: undefined,
-  parseResponse: undefined,
-  query: undefined,
-  responseType: undefined,
-  retry: undefined,
-  retryDelay: undefined,
-  retryStatusCodes: undefined,
-  signal: undefined,
-  timeout: undefined,
-});
+/**
+ * What ofetch gets as its `Headers` class: it wraps the call's own `Headers` (built by the client),
+ * made only when something is set (ofetch sets content-type and accept for a JSON body).
+ */
+class OfetchHeaders {
+  headers: Headers | undefined;
+  constructor(init: Headers | undefined) {
+    this.headers = init;
+  }
+  get(name: string): string | null {
+    return this.headers === undefined ? null : this.headers.get(name);
+  }
+  has(name: string): boolean {
+    return this.headers?.has(name) === true;
+  }
+  set(name: string, value: string): void {
+    this.headers ??= new Headers();
+    this.headers.set(name, value);
+  }
+}
+
+/**
+ * One call's options for ofetch: every option ofetch 1.x reads is an own property (undefined unless
+ * Sluice sets it), so ofetch finds nothing on a polluted prototype; a class, so every call's object has
+ * the same shape.
+ */
+class OfetchCall {
+  baseURL = undefined;
+  body: FetchOptions['body'] = undefined;
+  duplex = undefined;
+  headers: OfetchHeaders;
+  ignoreResponseError = undefined;
+  method: string;
+  onRequest = undefined;
+  onRequestError = undefined;
+  onResponse = undefined;
+  onResponseError = undefined;
+  params = undefined;
+  parseResponse: ((text: string) => unknown) | undefined = undefined;
+  query = undefined;
+  responseType: ResponseType | undefined = undefined;
+  retry = false;
+  retryDelay = undefined;
+  retryStatusCodes = undefined;
+  signal: AbortSignal | undefined = undefined;
+  timeout = undefined;
+  readonly sluiceCall: CallSlot;
+  constructor(method: string, headers: Headers | undefined, call: CallSlot) {
+    this.method = method;
+    // ofetch passes this to `new OfetchHeaders()` as it is.
+    this.headers = headers as unknown as OfetchHeaders;
+    this.sluiceCall = call;
+  }
+}
 
 function callOptionsOf(options: RequestOptions, defaults: CallOptions): CallOptions {
   const timeout = ownValue(options, 'timeout');

@@ -1,4 +1,5 @@
 import { ConfigError } from './errors.js';
+import type { HeadersInput } from './types.js';
 
 /**
  * Options objects read through their own properties only: a polluted `Object.prototype` (a `proxy`,
@@ -40,4 +41,11 @@ export function placementOf<P extends { header: string; scheme?: string | undefi
   const header = ownValue(placement as { header?: string }, 'header');
   const scheme = ownValue(placement as { scheme?: string }, 'scheme');
   return Object.freeze(own(scheme === undefined ? { header } : { header, scheme })) as P;
+}
+
+/** Headers given as a record, a `Headers` or pairs, as `new Headers()` takes them: a record's own properties only. */
+export function headersInit(given: HeadersInput): ConstructorParameters<typeof Headers>[0] {
+  return given instanceof Headers || Array.isArray(given)
+    ? (given as ConstructorParameters<typeof Headers>[0])
+    : own(given as Record<string, string>);
 }

@@ -28,6 +28,31 @@ describe('on the wire', () => {
     expect(scope.isDone()).toBe(true);
   });
 
+  it("takes headers as a Headers or pairs, per call and as defaults, and never changes the caller's object", async () => {
+    const defaults = new Headers({ 'x-team': 'billing', 'x-default': 'd' });
+    const client = createClient({ baseURL: `${origin}/v1/`, transport: 'fetch', headers: defaults });
+    const mine = new Headers({ 'X-Team': 'ops' });
+    const seen: Record<string, unknown>[] = [];
+    nock(origin)
+      .post('/v1/items')
+      .times(2)
+      .reply(function reply() {
+        seen.push({ ...this.req.headers });
+        return [201, {}];
+      });
+    await client.post('items', { a: 1 }, { headers: mine });
+    await client.post('items', { a: 1 }, { headers: [['x-pair', 'p']] });
+    expect(seen[0]).toMatchObject({ 'x-team': 'ops', 'x-default': 'd', 'content-type': 'application/json' });
+    expect(seen[1]).toMatchObject({ 'x-team': 'billing', 'x-pair': 'p', 'content-type': 'application/json' });
+    // ofetch set content-type and accept on the call's own copy, not on what the caller passed.
+    expect([...mine]).toEqual([['x-team', 'ops']]);
+    expect([...defaults]).toEqual([
+      ['x-default', 'd'],
+      ['x-team', 'billing'],
+    ]);
+    await client.close();
+  });
+
   it('leading slashes and absolute URLs', async () => {
     const scope = nock(origin)
       .get('/v1/a')

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  ConfigError,
   createClient,
   createFetch,
   HttpError,
@@ -55,6 +56,18 @@ describe('createClient options', () => {
     expect((error as Error).message).not.toContain('secret-value');
     expect(JSON.stringify(error)).not.toContain('secret-value');
     await api.close();
+  });
+
+  it('a default header Node rejects fails at construction, as a ConfigError without the value', () => {
+    const made = (() => {
+      try {
+        return createClient({ baseURL: server.url, headers: { 'x-bad': 'secret-value\r\nInjected: 1' } });
+      } catch (error) {
+        return error;
+      }
+    })();
+    expect(made).toBeInstanceOf(ConfigError);
+    expect((made as Error).message).not.toContain('secret-value');
   });
 
   it('a custom chain without errors() still throws typed HTTP errors', async () => {
