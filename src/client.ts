@@ -239,16 +239,16 @@ export class SluiceClient {
       call.response = response;
       return new OfetchResponse(response, init.responseType === 'stream');
     };
-    // No ofetch defaults (`create()`): each call hands ofetch one object that has every option ofetch
-    // reads as an own property (`OfetchCall`), so ofetch merges nothing and a polluted
-    // Object.prototype (an `onRequest`, a `params`) is never picked up. The URL (baseURL, query) is
-    // resolved before ofetch sees it, with the same ufo functions ofetch would use, and handed over as an
-    // object: ofetch then skips its own resolution. Headers are merged here too (client defaults, then
-    // the call's); ofetch only carries them (`OfetchHeaders`).
+    // ofetch's defaults have every option ofetch reads as an own property (most of them undefined), and
+    // ofetch spreads them first into each call's options: a polluted Object.prototype (an `onRequest`,
+    // a `params`) is never picked up, and the clone of one fixed shape is cheap. They have no headers:
+    // the client merges its own and the call's once, and ofetch only carries them (`OfetchHeaders`).
+    // The URL (baseURL, query) is resolved before ofetch sees it, with the same ufo functions ofetch
+    // would use, and handed over as an object: ofetch then skips its own resolution.
     this.#ofetch = createOfetch({
       fetch: chainFetch as unknown as typeof fetch,
       Headers: OfetchHeaders as unknown as typeof Headers,
-    });
+    }).create(OFETCH_DEFAULTS as unknown as FetchOptions);
   }
 
   /** Subscribes to every event; returns the unsubscribe function. */
@@ -450,31 +450,41 @@ class OfetchHeaders {
   }
 }
 
-/**
- * One call's options for ofetch: every option ofetch 1.x reads is an own property (undefined unless
- * Sluice sets it), so ofetch finds nothing on a polluted prototype; a class, so every call's object has
- * the same shape.
- */
+/** Every option ofetch 1.x reads, present and undefined unless Sluice sets it (see the constructor). */
+const OFETCH_DEFAULTS = Object.freeze({
+  baseURL: undefined,
+  body: undefined,
+  duplex: undefined,
+  headers: undefined,
+  ignoreResponseError: undefined,
+  method: undefined,
+  onRequest: undefined,
+  onRequestError: undefined,
+  onResponse: undefined,
+  onResponseError: undefined,
+  params: undefined,
+  parseResponse: undefined,
+  query: undefined,
+  responseType: undefined,
+  retry: false,
+  retryDelay: undefined,
+  retryStatusCodes: undefined,
+  signal: undefined,
+  timeout: undefined,
+  sluiceCall: undefined,
+});
+
+/** One call's options for ofetch, over its defaults: a class, so every call's object has one shape. */
 class OfetchCall {
-  baseURL = undefined;
+  readonly method: string;
+  readonly headers: OfetchHeaders;
   body: FetchOptions['body'] = undefined;
-  duplex = undefined;
-  headers: OfetchHeaders;
-  ignoreResponseError = undefined;
-  method: string;
-  onRequest = undefined;
-  onRequestError = undefined;
-  onResponse = undefined;
-  onResponseError = undefined;
-  params = undefined;
-  parseResponse: ((text: string) => unknown) | undefined = undefined;
-  query = undefined;
-  responseType: ResponseType | undefined = undefined;
-  retry = false;
-  retryDelay = undefined;
-  retryStatusCodes = undefined;
   signal: AbortSignal | undefined = undefined;
-  timeout = undefined;
+  parseResponse: ((text: string) => unknown) | undefined = undefined;
+  responseType: ResponseType | undefined = undefined;
+  // Read by ofetch from these options themselves, before the merge: own, so never a polluted prototype's.
+  readonly query = undefined;
+  readonly params = undefined;
   readonly sluiceCall: CallSlot;
   constructor(method: string, headers: Headers | undefined, call: CallSlot) {
     this.method = method;

@@ -78,19 +78,18 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
     const clock = request.timeout ? AttemptClock.start(request, request.timeout) : undefined;
     const stream = request.options.streamBody === true;
     try {
-      // Straight to the dispatcher with options that have no prototype: undici reads many optional
-      // fields (query, upgrade, reset...), and a polluted Object.prototype must supply none of them.
-      const options: Dispatcher.RequestOptions = Object.create(null);
       const [origin, path] = splitURL(request.url);
-      options.origin = origin;
-      options.path = path;
-      options.method = request.method as Dispatcher.HttpMethod;
-      options.headers = headers;
-      options.body = body as NonNullable<Dispatcher.DispatchOptions['body']>;
-      options.signal = clock ?? request.signal ?? null;
+      const options = new DispatchRequest(
+        origin,
+        path,
+        request.method,
+        headers,
+        body as DispatchRequest['body'],
+        clock ?? request.signal ?? null,
+      );
       // A streamed body outlives the attempt; undici's idle timer guards it instead.
       if (stream && request.timeout) options.bodyTimeout = clampDelay(request.timeout.limit);
-      const response = await dispatcher.request(options);
+      const response = await dispatcher.request(options as unknown as Dispatcher.RequestOptions);
       const result = new HttpResponse({
         status: response.statusCode,
         headers: response.headers,
@@ -119,6 +118,38 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
     },
   };
 }
+
+/**
+ * The options of one `dispatcher.request()`. undici reads many optional fields (query, upgrade,
+ * reset...) and a polluted Object.prototype must supply none of them: the class's prototype has no
+ * prototype of its own. A class rather than an `Object.create(null)` object, which V8 keeps as a
+ * dictionary: one fixed shape, every field in the object.
+ */
+class DispatchRequest {
+  readonly origin: string;
+  readonly path: string;
+  readonly method: string;
+  readonly headers: Headers;
+  readonly body: NonNullable<Dispatcher.DispatchOptions['body']> | null | undefined;
+  readonly signal: AttemptClock | AbortSignal | null;
+  bodyTimeout: number | undefined = undefined;
+  constructor(
+    origin: string,
+    path: string,
+    method: string,
+    headers: Headers,
+    body: DispatchRequest['body'],
+    signal: DispatchRequest['signal'],
+  ) {
+    this.origin = origin;
+    this.path = path;
+    this.method = method;
+    this.headers = headers;
+    this.body = body;
+    this.signal = signal;
+  }
+}
+Object.setPrototypeOf(DispatchRequest.prototype, null);
 
 /** Origin and path (with query) of an absolute http(s) URL, without a URL object in the common case. */
 function splitURL(url: string): [string, string] {
