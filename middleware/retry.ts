@@ -168,7 +168,7 @@ export function retry(given: RetryOptions = {}): Middleware {
     const deadlineAt = performance.now() + totalMs;
     const retries = request.options.retry ?? limit;
     if (retries === 0) return runAttempt(request, next, attemptMs, deadlineAt, totalMs);
-    const keyed = request.headers.has('idempotency-key');
+    const keyed = request.header('idempotency-key') !== null;
     const idempotent = keyed || methodSet.has(request.method);
     // The first attempt runs directly, before anything else is built: p-retry's set-up costs more than
     // the rest of the chain, and nearly every call succeeds at once. p-retry takes over from the first

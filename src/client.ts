@@ -227,7 +227,7 @@ export class SluiceClient {
       const request = new HttpRequest({
         method: init.method,
         url,
-        headers: init.headers.headers ?? new Headers(),
+        headers: init.headers.headers,
         body,
         signal: init.signal,
         options: call.options,

@@ -69,7 +69,7 @@ export interface AttemptTimeout {
 export interface HttpRequestInit {
   method?: string;
   url: string;
-  headers?: Headers;
+  headers?: Headers | undefined;
   body?: RequestBody;
   signal?: AbortSignal | undefined;
   context?: Record<string, unknown> | undefined;
@@ -116,14 +116,39 @@ export function nextRequestId(): string {
 // Null prototype: `options.timeout` must never come from a polluted Object.prototype.
 const EMPTY_OPTIONS: CallOptions = Object.freeze(Object.create(null) as CallOptions);
 
+/** Header fields not (yet) in a `Headers`: name (lower case), value, name, value... */
+export type HeaderFields = readonly string[];
+
+const NO_FIELDS: HeaderFields = Object.freeze([]);
+const NO_CHANGES: Partial<HttpRequestInit> = Object.freeze({});
+// What `Headers` accepts (RFC 9110 token names; values without NUL, CR, LF or characters above 0xFF).
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const BAD_VALUE = /[\0\r\n\u0100-\uffff]/;
+// Stripped from both ends of a value, as `Headers` does (HTTP whitespace: tab, LF, CR, space).
+const EDGE_SPACE = /^[\t\n\r ]+|[\t\n\r ]+$/g;
+
+function isSpace(code: number): boolean {
+  return code === 32 || code === 9 || code === 10 || code === 13;
+}
+
+let fieldsOf: (request: HttpRequest) => Headers | HeaderFields;
+
 /**
- * Sluice's light, fetch-shaped request. Treat it as immutable: derive a changed copy with `with()`,
- * and copy `headers` before changing them.
+ * A request's headers as a transport sends them: its `Headers` once anyone has asked for them, else
+ * the fields as pairs in a flat array (undici takes those as they are). No `Headers` is built for a
+ * request whose headers only middleware set through `withHeader` (the credential, most of the time).
+ */
+export function wireHeaders(request: HttpRequest): Headers | HeaderFields {
+  return fieldsOf(request);
+}
+
+/**
+ * Sluice's light, fetch-shaped request. Treat it as immutable: derive a changed copy with `with()` or
+ * `withHeader()`, and copy `headers` before changing them.
  */
 export class HttpRequest {
   readonly method: string;
   readonly url: string;
-  readonly headers: Headers;
   readonly body: RequestBody;
   readonly signal: AbortSignal | undefined;
   /** The caller's per-call data; middleware may read it. */
@@ -133,6 +158,13 @@ export class HttpRequest {
   readonly state: CallState;
   /** This attempt's time limit; transports must honour it. */
   readonly timeout: AttemptTimeout | undefined;
+  /** The headers as a `Headers`, once built (see `headers`); until then, `#fields`. */
+  #headers: Headers | undefined;
+  #fields: HeaderFields;
+
+  static {
+    fieldsOf = (request) => request.#headers ?? request.#fields;
+  }
 
   /**
    * `base` (internal, for `with`): fields `init` does not name come from it, so a changed copy costs
@@ -144,7 +176,13 @@ export class HttpRequest {
     const has = Object.hasOwn;
     this.method = (has(init, 'method') ? init.method : base?.method) ?? 'GET';
     this.url = has(init, 'url') || !base ? init.url : base.url;
-    this.headers = (has(init, 'headers') ? init.headers : base?.headers) ?? new Headers();
+    if (has(init, 'headers') && init.headers !== undefined) {
+      this.#headers = init.headers;
+      this.#fields = NO_FIELDS;
+    } else {
+      this.#headers = base === undefined ? undefined : base.#headers;
+      this.#fields = base === undefined ? NO_FIELDS : base.#fields;
+    }
     this.body = (has(init, 'body') ? init.body : base?.body) ?? null;
     this.signal = has(init, 'signal') ? init.signal : base?.signal;
     this.context = (has(init, 'context') ? init.context : base?.context) ?? {};
@@ -159,15 +197,53 @@ export class HttpRequest {
     this.timeout = has(init, 'timeout') ? init.timeout : base?.timeout;
   }
 
+  /** The request's headers, as a `Headers` (built on first use; this request keeps it). */
+  get headers(): Headers {
+    if (this.#headers !== undefined) return this.#headers;
+    const headers = new Headers();
+    const fields = this.#fields;
+    for (let i = 0; i < fields.length; i += 2) headers.append(fields[i]!, fields[i + 1]!);
+    this.#headers = headers;
+    return headers;
+  }
+
+  /** One header's value without building a `Headers`; `name` must be lower case. */
+  header(name: string): string | null {
+    if (this.#headers !== undefined) return this.#headers.get(name);
+    const fields = this.#fields;
+    for (let i = 0; i < fields.length; i += 2) if (fields[i] === name) return fields[i + 1]!;
+    return null;
+  }
+
   with(changes: Partial<HttpRequestInit>): HttpRequest {
     return new HttpRequest(changes as HttpRequestInit, this);
   }
 
+  /** A copy with `name` set to `value` (`null` removes it). Throws a `TypeError` where `Headers` would. */
   withHeader(name: string, value: string | null): HttpRequest {
-    const headers = new Headers(this.headers);
-    if (value === null) headers.delete(name);
-    else headers.set(name, value);
-    return this.with({ headers });
+    if (this.#headers !== undefined) {
+      const headers = new Headers(this.#headers);
+      if (value === null) headers.delete(name);
+      else headers.set(name, value);
+      return this.with({ headers });
+    }
+    const key = name.toLowerCase();
+    if (!HEADER_NAME.test(key)) throw new TypeError('invalid header name');
+    const fields: string[] = [];
+    const old = this.#fields;
+    for (let i = 0; i < old.length; i += 2) if (old[i] !== key) fields.push(old[i]!, old[i + 1]!);
+    if (value !== null) {
+      const normalized =
+        isSpace(value.charCodeAt(0)) || isSpace(value.charCodeAt(value.length - 1))
+          ? value.replace(EDGE_SPACE, '')
+          : value;
+      // The message names neither the header's value nor its name's value: a credential may be either.
+      if (BAD_VALUE.test(normalized)) throw new TypeError('invalid header value');
+      fields.push(key, normalized);
+    }
+    const copy = new HttpRequest(NO_CHANGES as HttpRequestInit, this);
+    copy.#fields = fields;
+    return copy;
   }
 }
 

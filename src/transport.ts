@@ -4,7 +4,7 @@ import { wireBody } from './body.js';
 import { AbortError, ConfigError, type SluiceError, TimeoutError } from './errors.js';
 import { toSluiceError } from './normalize.js';
 import { own } from './own.js';
-import { type AttemptTimeout, type HttpRequest, remainingMs } from './request.js';
+import { type AttemptTimeout, type HeaderFields, type HttpRequest, remainingMs, wireHeaders } from './request.js';
 import { type BodySource, HttpResponse } from './response.js';
 import { clampDelay } from './timers.js';
 import type { Transport } from './types.js';
@@ -62,7 +62,7 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
 
   async function send(request: HttpRequest): Promise<HttpResponse> {
     const wire = wireBody(request);
-    let headers: Headers = request.headers;
+    let headers = wireHeaders(request);
     let { body, contentType } = wire;
     if (body instanceof FormData || body instanceof Blob) {
       // The undici package cannot read Node's built-in FormData (another undici copy): encode it here.
@@ -70,9 +70,11 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
       contentType = encoded.headers.get('content-type') ?? contentType;
       body = new Uint8Array(await encoded.arrayBuffer());
     }
-    if (contentType && !headers.has('content-type')) {
-      headers = new Headers(headers);
-      headers.set('content-type', contentType);
+    if (contentType && request.header('content-type') === null) {
+      if (headers instanceof Headers) {
+        headers = new Headers(headers);
+        headers.set('content-type', contentType);
+      } else headers = [...headers, 'content-type', contentType];
     }
     if (body instanceof ReadableStream) body = Readable.fromWeb(body as import('node:stream/web').ReadableStream);
     const clock = request.timeout ? AttemptClock.start(request, request.timeout) : undefined;
@@ -129,7 +131,7 @@ class DispatchRequest {
   readonly origin: string;
   readonly path: string;
   readonly method: string;
-  readonly headers: Headers;
+  readonly headers: Headers | HeaderFields;
   readonly body: NonNullable<Dispatcher.DispatchOptions['body']> | null | undefined;
   readonly signal: AttemptClock | AbortSignal | null;
   bodyTimeout: number | undefined = undefined;
@@ -137,7 +139,7 @@ class DispatchRequest {
     origin: string,
     path: string,
     method: string,
-    headers: Headers,
+    headers: Headers | HeaderFields,
     body: DispatchRequest['body'],
     signal: DispatchRequest['signal'],
   ) {

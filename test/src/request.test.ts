@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { HttpRequest } from '../../src/index.js';
 import { isReplayable } from '../../src/internals.js';
-import { nextRequestId } from '../../src/request.js';
+import { nextRequestId, wireHeaders } from '../../src/request.js';
 
 describe('HttpRequest', () => {
   it('has fetch-like defaults', () => {
@@ -39,6 +39,58 @@ describe('HttpRequest', () => {
       ['a', '1'],
       ['b', '2'],
     ]);
+  });
+
+  it('withHeader() on a request whose Headers were never built keeps light fields, read through header()', () => {
+    const request = new HttpRequest({ url: 'https://x.test/' });
+    const added = request.withHeader('Authorization', 'Bearer one').withHeader('x-b', ' two\t');
+    expect(wireHeaders(added)).toEqual(['authorization', 'Bearer one', 'x-b', 'two']);
+    expect(added.header('authorization')).toBe('Bearer one');
+    expect(added.header('x-none')).toBeNull();
+    const replaced = added.withHeader('AUTHORIZATION', 'Bearer two').withHeader('x-b', null);
+    expect(wireHeaders(replaced)).toEqual(['authorization', 'Bearer two']);
+    expect(wireHeaders(added)).toEqual(['authorization', 'Bearer one', 'x-b', 'two']);
+    expect(wireHeaders(request)).toEqual([]);
+    // Asking for headers builds them once; from then on they are what the transport sends.
+    const built = replaced.headers;
+    expect(built).toBeInstanceOf(Headers);
+    expect(replaced.headers).toBe(built);
+    expect([...built]).toEqual([['authorization', 'Bearer two']]);
+    built.set('x-late', '1');
+    expect(wireHeaders(replaced)).toBe(built);
+    expect(replaced.with({ url: 'https://x.test/2' }).headers).toBe(built);
+  });
+
+  it('withHeader() accepts, trims and refuses exactly what Headers does, and never says the value', () => {
+    const pool = ['a', 'Z', '0', ' ', '\t', '\r', '\n', '\0', 'é', '\u0100', '\u{1F600}', ':', '"', '\x7f', '-'];
+    let seed = 7;
+    const pick = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return pool[seed % pool.length]!;
+    };
+    const word = (length: number) => Array.from({ length }, pick).join('');
+    for (let i = 0; i < 3000; i++) {
+      const name = i % 3 === 0 ? word(1 + (i % 4)) : 'x-secret';
+      const value = word(i % 7);
+      let expected: string | null | Error;
+      try {
+        const reference = new Headers();
+        reference.set(name, value);
+        expected = reference.get(name);
+      } catch (error) {
+        expected = error as Error;
+      }
+      let actual: string | null | Error;
+      try {
+        actual = new HttpRequest({ url: 'https://x.test/' }).withHeader(name, value).header(name.toLowerCase());
+      } catch (error) {
+        actual = error as Error;
+      }
+      if (expected instanceof Error) {
+        expect(actual, JSON.stringify([name, value])).toBeInstanceOf(TypeError);
+        if (value.length > 2) expect((actual as Error).message).not.toContain(value);
+      } else expect(actual, JSON.stringify([name, value])).toBe(expected);
+    }
   });
 
   it('gives each call a distinct id', () => {
