@@ -61,6 +61,9 @@ class BytesSource implements BodySource {
     return data;
   }
   async text(): Promise<string> {
+    return this.decode();
+  }
+  decode(): string {
     return DECODER.decode(this.#take());
   }
   // A copy of exactly these bytes: `data` may be a view into a larger (pooled) buffer.
@@ -80,8 +83,8 @@ interface NodeReadable {
   readonly destroyed?: boolean;
   readonly errored?: Error | null;
   on(event: 'data', listener: (chunk: Uint8Array) => void): unknown;
-  once(event: 'end' | 'close', listener: () => void): unknown;
-  once(event: 'error', listener: (error: Error) => void): unknown;
+  on(event: 'end' | 'close', listener: () => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
   destroy(error?: Error): unknown;
   readonly readableEnded?: boolean;
 }
@@ -90,6 +93,8 @@ function isNodeReadable(source: BodySource): source is BodySource & NodeReadable
   const candidate = source as Partial<NodeReadable>;
   return typeof candidate.on === 'function' && typeof candidate.destroy === 'function';
 }
+
+const readText = (source: BodySource): Promise<string> => source.text();
 
 /** Every chunk of a Node stream, or `undefined` (and the stream destroyed) once past `maxBytes`. */
 function collectUpTo(readable: NodeReadable, maxBytes: number): Promise<Uint8Array | undefined> {
@@ -114,10 +119,11 @@ function collectUpTo(readable: NodeReadable, maxBytes: number): Promise<Uint8Arr
       }
       chunks.push(chunk);
     });
-    readable.once('end', () => resolve(Buffer.concat(chunks)));
-    readable.once('error', (error) => reject(error));
+    // `on`, not `once`: each fires once in a stream's life, and `once` wraps every listener.
+    readable.on('end', () => resolve(Buffer.concat(chunks)));
+    readable.on('error', reject);
     // Destroyed before its end (an abort, a reset): the 'error' above says why; without one, it is cut.
-    readable.once('close', () => {
+    readable.on('close', () => {
       if (!over && !readable.readableEnded) reject(new Error('the response body ended early'));
     });
   });
@@ -207,6 +213,18 @@ export class HttpResponse {
     if (settled) for (const fn of settled) fn();
   }
 
+  /** `#read` for a Node stream, without a closure per read (the common case of every response). */
+  async #readNode(source: NodeReadable, maxBytes: number): Promise<Uint8Array | undefined> {
+    this.#used = true;
+    try {
+      return await collectUpTo(source, maxBytes);
+    } catch (error) {
+      throw toSluiceError(error, this.request, this.#signal);
+    } finally {
+      this.#settle();
+    }
+  }
+
   async #read<T>(read: (source: BodySource) => Promise<T>): Promise<T> {
     if (this.#used) throw new TypeError('Body has already been used');
     this.#used = true;
@@ -220,7 +238,16 @@ export class HttpResponse {
   }
 
   text(): Promise<string> {
-    return this.#read((source) => source.text());
+    // Bytes already in memory (buffered inside the attempt, as nearly every response is): decoded at
+    // once, with no async step and nothing left to fail.
+    const source = this.#source;
+    if (source instanceof BytesSource && !this.#used) {
+      this.#used = true;
+      const text = source.decode();
+      this.#settle();
+      return Promise.resolve(text);
+    }
+    return this.#read(readText);
   }
 
   arrayBuffer(): Promise<ArrayBuffer> {
@@ -239,10 +266,11 @@ export class HttpResponse {
       await this.discard();
       return undefined;
     }
+    // A Node stream (undici's body) is read as it is: its web-stream view costs more than the rest of a
+    // small request.
+    const source = this.#source;
+    if (isNodeReadable(source) && !this.#used) return this.#readNode(source, maxBytes);
     return this.#read(async (source) => {
-      // A Node stream (undici's body) is read as it is: its web-stream view costs more than the rest
-      // of a small request.
-      if (isNodeReadable(source)) return collectUpTo(source, maxBytes);
       if (declared > 0) return new Uint8Array(await source.arrayBuffer());
       const reader = source.body?.getReader();
       if (!reader) return new Uint8Array(0);
