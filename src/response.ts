@@ -96,6 +96,25 @@ function isNodeReadable(source: BodySource): source is BodySource & NodeReadable
 
 const readText = (source: BodySource): Promise<string> => source.text();
 
+/** A web stream's bytes, or `undefined` (and the stream cancelled) once past `maxBytes`. */
+async function readUpTo(source: BodySource, maxBytes: number): Promise<Uint8Array | undefined> {
+  const reader = source.body?.getReader();
+  if (!reader) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel().catch(() => {});
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks);
+}
+
 /** Every chunk of a Node stream, or `undefined` (and the stream destroyed) once past `maxBytes`. */
 function collectUpTo(readable: NodeReadable, maxBytes: number): Promise<Uint8Array | undefined> {
   return new Promise((resolve, reject) => {
@@ -213,11 +232,15 @@ export class HttpResponse {
     if (settled) for (const fn of settled) fn();
   }
 
-  /** `#read` for a Node stream, without a closure per read (the common case of every response). */
-  async #readNode(source: NodeReadable, maxBytes: number): Promise<Uint8Array | undefined> {
+  /** `#read` for `bytesUpTo`, without a closure per read (every response is read through here). */
+  async #collect(source: BodySource, maxBytes: number, declared: number): Promise<Uint8Array | undefined> {
     this.#used = true;
     try {
-      return await collectUpTo(source, maxBytes);
+      // A Node stream (undici's body) is read as it is: its web-stream view costs more than the rest
+      // of a small request.
+      if (isNodeReadable(source)) return await collectUpTo(source, maxBytes);
+      if (declared > 0) return new Uint8Array(await source.arrayBuffer());
+      return await readUpTo(source, maxBytes);
     } catch (error) {
       throw toSluiceError(error, this.request, this.#signal);
     } finally {
@@ -266,28 +289,8 @@ export class HttpResponse {
       await this.discard();
       return undefined;
     }
-    // A Node stream (undici's body) is read as it is: its web-stream view costs more than the rest of a
-    // small request.
-    const source = this.#source;
-    if (isNodeReadable(source) && !this.#used) return this.#readNode(source, maxBytes);
-    return this.#read(async (source) => {
-      if (declared > 0) return new Uint8Array(await source.arrayBuffer());
-      const reader = source.body?.getReader();
-      if (!reader) return new Uint8Array(0);
-      const chunks: Uint8Array[] = [];
-      let size = 0;
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        size += value.byteLength;
-        if (size > maxBytes) {
-          await reader.cancel().catch(() => {});
-          return undefined;
-        }
-        chunks.push(value);
-      }
-      return Buffer.concat(chunks);
-    });
+    if (this.#used) throw new TypeError('Body has already been used');
+    return this.#collect(this.#source, maxBytes, declared);
   }
 
   /** The body as text if it is at most `maxBytes` long, else `undefined` (see `bytesUpTo`). */

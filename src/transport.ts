@@ -319,18 +319,28 @@ function untilEnd(stream: ReadableStream<Uint8Array>, end: () => void): Readable
   });
 }
 
-function fetchSource(response: Response, streamed: (() => void) | undefined): BodySource {
-  return {
-    text: () => response.text(),
-    arrayBuffer: () => response.arrayBuffer(),
-    get body() {
-      // A streamed body never settles through the response: its end releases the caller's signal.
-      return streamed && response.body ? untilEnd(response.body, streamed) : response.body;
-    },
-    dump: async () => {
-      await response.body?.cancel();
-    },
-  };
+/** A fetch Response's body, read on demand. */
+class FetchSource implements BodySource {
+  readonly #response: Response;
+  readonly #streamed: (() => void) | undefined;
+  constructor(response: Response, streamed: (() => void) | undefined) {
+    this.#response = response;
+    this.#streamed = streamed;
+  }
+  text(): Promise<string> {
+    return this.#response.text();
+  }
+  arrayBuffer(): Promise<ArrayBuffer> {
+    return this.#response.arrayBuffer();
+  }
+  get body(): ReadableStream<Uint8Array> | null {
+    // A streamed body never settles through the response: its end releases the caller's signal.
+    const body = this.#response.body;
+    return this.#streamed && body ? untilEnd(body, this.#streamed) : body;
+  }
+  async dump(): Promise<void> {
+    await this.#response.body?.cancel();
+  }
 }
 
 /** The portable transport: any fetch (the global one, or yours), with `redirect: 'manual'`. */
@@ -364,7 +374,7 @@ export function fetchTransport(given: FetchTransportOptions = {}): Transport {
         statusText: response.statusText,
         headers: response.headers,
         url: request.url,
-        body: response.body ? fetchSource(response, request.options.streamBody ? done : undefined) : null,
+        body: response.body ? new FetchSource(response, request.options.streamBody ? done : undefined) : null,
         request,
         signal,
       });
