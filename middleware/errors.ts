@@ -60,16 +60,27 @@ export interface ErrorsOptions {
  */
 export function errors(options: ErrorsOptions = {}): Middleware {
   const { isError = (response: HttpResponse) => response.status >= 400 } = own(options);
-  return async function normalizeErrors(request, next) {
-    let response: HttpResponse;
+  // Not async: while the answer is awaited, a call holds a promise here, not a suspended function.
+  return function normalizeErrors(request, next) {
+    let sent: Promise<HttpResponse>;
     try {
-      response = await next(request);
+      sent = next(request);
     } catch (cause) {
-      const error = toSluiceError(cause, request, request.signal);
-      if (error.attempts < request.state.attempts) error.attempts = request.state.attempts;
-      throw error;
+      return Promise.reject(normalized(cause, request));
     }
-    if (!isError(response)) return response;
-    throw await toHttpError(response, request);
+    return sent.then(
+      (response) => (isError(response) ? toHttpError(response, request).then(reject) : response),
+      (cause: unknown) => reject(normalized(cause, request)),
+    );
   };
+}
+
+function normalized(cause: unknown, request: HttpRequest): SluiceError {
+  const error = toSluiceError(cause, request, request.signal);
+  if (error.attempts < request.state.attempts) error.attempts = request.state.attempts;
+  return error;
+}
+
+function reject(error: unknown): never {
+  throw error;
 }

@@ -1,8 +1,10 @@
 import { BodyNotReplayableError, ConfigError, SluiceError } from '../src/errors.js';
 import { own } from '../src/own.js';
 import { isSecretName, redactUrl } from '../src/redact.js';
+import type { HttpRequest } from '../src/request.js';
 import { isReplayable } from '../src/request.js';
-import type { Middleware } from '../src/types.js';
+import type { HttpResponse } from '../src/response.js';
+import type { Middleware, Next } from '../src/types.js';
 
 export interface RedirectsOptions {
   /** Hops followed before failing with `TOO_MANY_REDIRECTS`. @default 10 */
@@ -25,14 +27,24 @@ export function redirects(options: RedirectsOptions = {}): Middleware {
   const { max = 10, crossOriginBody = false } = own(options);
   if (!Number.isInteger(max) || max < 0)
     throw new ConfigError(`redirects.max must be a non-negative integer, got ${max}`);
-  return async function followRedirects(request, next) {
+  // Not async: while the answer is awaited, a call holds a promise here, not a suspended function.
+  return function followRedirects(request, next) {
+    let sent: Promise<HttpResponse>;
+    try {
+      sent = next(request);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return sent.then((response) => (isRedirect(response) ? follow(request, next, response) : response));
+  };
+
+  async function follow(request: HttpRequest, next: Next, first: HttpResponse): Promise<HttpResponse> {
     let current = request;
     let origin: string | undefined;
     for (let hop = 0; ; hop++) {
-      const response = await next(current);
-      if (!REDIRECT_STATUSES.has(response.status)) return response;
-      const location = response.header('location');
-      if (location === null) return response;
+      const response = hop === 0 ? first : await next(current);
+      if (!isRedirect(response)) return response;
+      const location = response.header('location') as string;
       await response.discard();
       const meta = { method: current.method, url: current.url, attempts: current.state.attempts };
       if (hop >= max) throw new SluiceError(`more than ${max} redirects`, { code: 'TOO_MANY_REDIRECTS', ...meta });
@@ -81,5 +93,9 @@ export function redirects(options: RedirectsOptions = {}): Middleware {
       });
       current = current.with({ url: target.href, method, body, headers });
     }
-  };
+  }
+}
+
+function isRedirect(response: HttpResponse): boolean {
+  return REDIRECT_STATUSES.has(response.status) && response.header('location') !== null;
 }

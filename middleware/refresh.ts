@@ -4,7 +4,7 @@ import { redactUrl } from '../src/redact.js';
 import type { HttpRequest } from '../src/request.js';
 import type { HttpResponse } from '../src/response.js';
 import type { TokenManager } from '../src/tokens.js';
-import type { Middleware } from '../src/types.js';
+import type { Middleware, Next } from '../src/types.js';
 import { originGuard } from './auth.js';
 
 export interface Challenge {
@@ -125,9 +125,22 @@ export function refresh({ manager, origins, statuses = [401], shouldRefresh, sch
   const isAllowed = originGuard(origins);
   const refusals = new Set(statuses);
   const ours = scheme?.toLowerCase();
-  return async function refreshOnRefusal(request, next) {
-    const response = await next(request);
-    if (!refusals.has(response.status) || request.options.auth === false || !isAllowed(response.url)) return response;
+  // Not async: while the answer is awaited, a call holds a promise here, not a suspended function.
+  return function refreshOnRefusal(request, next) {
+    let sent: Promise<HttpResponse>;
+    try {
+      sent = next(request);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return sent.then((response) =>
+      !refusals.has(response.status) || request.options.auth === false || !isAllowed(response.url)
+        ? response
+        : onRefusal(request, next, response),
+    );
+  };
+
+  async function onRefusal(request: HttpRequest, next: Next, response: HttpResponse): Promise<HttpResponse> {
     const header = response.header('www-authenticate');
     if (ours && header && !isOurs(parseChallenges(header), ours)) return response;
     const challenge = parseWwwAuthenticate(header);
@@ -160,5 +173,5 @@ export function refresh({ manager, origins, statuses = [401], shouldRefresh, sch
         attempts: request.state.attempts,
       }),
     );
-  };
+  }
 }

@@ -26,7 +26,7 @@ export function checkDuration(name: string, value: number | undefined): void {
  * ever returned. `deadlineAt` is a `performance.now()` instant for the whole call; whichever limit is
  * nearer applies, and the `TimeoutError` says which.
  */
-export async function runAttempt(
+export function runAttempt(
   request: HttpRequest,
   next: Next,
   timeoutMs: number,
@@ -35,8 +35,9 @@ export async function runAttempt(
 ): Promise<HttpResponse> {
   const now = performance.now();
   const remaining = deadlineAt - now;
-  if (remaining <= 0) throw new TimeoutError('total', deadlineMs, { method: request.method, url: request.url });
-  if (request.signal?.aborted) throw toSluiceError(request.signal.reason, request, request.signal);
+  if (remaining <= 0)
+    return Promise.reject(new TimeoutError('total', deadlineMs, { method: request.method, url: request.url }));
+  if (request.signal?.aborted) return Promise.reject(toSluiceError(request.signal.reason, request, request.signal));
   const kind = timeoutMs <= remaining ? 'attempt' : 'total';
   const ms = kind === 'attempt' ? timeoutMs : remaining;
   const timed =
@@ -50,10 +51,16 @@ export async function runAttempt(
             limit: kind === 'attempt' ? timeoutMs : deadlineMs,
           },
         });
-  const response = await next(timed);
-  if (response.status < 400 && !request.options.streamBody)
-    await response.buffer(request.options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES);
-  return response;
+  // Not async: while the answer is awaited, a call holds a promise here, not a suspended function.
+  let sent: Promise<HttpResponse>;
+  try {
+    sent = next(timed);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  if (request.options.streamBody) return sent;
+  const maxBytes = request.options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+  return sent.then((response) => (response.status < 400 ? response.buffer(maxBytes).then(() => response) : response));
 }
 
 export interface TimeoutOptions {

@@ -212,18 +212,7 @@ export class SluiceClient {
     // With a baseURL, the caller's URL must stay on the named origins (CVE-2025-27152 in axios).
     const mayCall =
       options.baseURL !== undefined && options.allowAbsoluteUrls !== true ? chain.mayReceiveCredentials : undefined;
-    const chainFetch = async (target: ResolvedURL, init: OfetchCall): Promise<OfetchResponse> => {
-      const url = String(target);
-      const call = init.sluiceCall;
-      if (mayCall && !mayCall(url)) {
-        throw new SluiceError(
-          "absolute URL to an origin that is not the baseURL's (nor in auth.origins); pass a path, or set allowAbsoluteUrls: true to send it without credentials",
-          { code: 'ERR_ORIGIN_NOT_ALLOWED', method: init.method, url },
-        );
-      }
-      let body = (init.body ?? null) as RequestBody;
-      const limit = call.options.bufferBody;
-      if (limit !== undefined) body = await bufferBody(body, limit);
+    const send = (call: CallSlot, init: OfetchCall, url: string, body: RequestBody): Promise<OfetchResponse> => {
       const request = new HttpRequest({
         method: init.method,
         url,
@@ -235,9 +224,32 @@ export class SluiceClient {
         events: events(),
       });
       call.state = request.state;
-      const response = await run(request);
-      call.response = response;
-      return new OfetchResponse(response, init.responseType === 'stream');
+      const stream = init.responseType === 'stream';
+      return run(request).then((response) => {
+        call.response = response;
+        return new OfetchResponse(response, stream);
+      });
+    };
+    // Not async: while the answer is awaited, a call holds a promise here, not a suspended function.
+    const chainFetch = (target: ResolvedURL, init: OfetchCall): Promise<OfetchResponse> => {
+      const url = String(target);
+      const call = init.sluiceCall;
+      if (mayCall && !mayCall(url)) {
+        return Promise.reject(
+          new SluiceError(
+            "absolute URL to an origin that is not the baseURL's (nor in auth.origins); pass a path, or set allowAbsoluteUrls: true to send it without credentials",
+            { code: 'ERR_ORIGIN_NOT_ALLOWED', method: init.method, url },
+          ),
+        );
+      }
+      const body = (init.body ?? null) as RequestBody;
+      const limit = call.options.bufferBody;
+      try {
+        if (limit === undefined) return send(call, init, url, body);
+        return bufferBody(body, limit).then((buffered) => send(call, init, url, buffered));
+      } catch (error) {
+        return Promise.reject(error);
+      }
     };
     // ofetch's defaults have every option ofetch reads as an own property (most of them undefined), and
     // ofetch spreads them first into each call's options: a polluted Object.prototype (an `onRequest`,
@@ -257,13 +269,13 @@ export class SluiceClient {
   }
 
   /** Any method; resolves to the parsed body. */
-  async request<T = unknown>(url: string, options: RequestOptions = {}): Promise<T> {
-    return (await this.#send(url, options, options.method)).view._data as T;
+  request<T = unknown>(url: string, options: RequestOptions = {}): Promise<T> {
+    return this.#send(url, options, options.method).then(dataOf) as Promise<T>;
   }
 
   /** Any method; resolves to status, headers and the parsed body. */
   async raw<T = unknown>(url: string, options: RequestOptions = {}): Promise<SluiceResponse<T>> {
-    const { view } = await this.#send(url, options, options.method);
+    const view = await this.#send(url, options, options.method);
     return new RawResponse<T>(view.response, view._data as T);
   }
 
@@ -300,12 +312,13 @@ export class SluiceClient {
 
   /** HEAD: resolves to status and headers. */
   async head(url: string, options: Omit<RequestOptions, 'method' | 'body'> = {}): Promise<SluiceResponse<undefined>> {
-    const { view } = await this.#send(url, options, 'HEAD');
+    const view = await this.#send(url, options, 'HEAD');
     return new RawResponse<undefined>(view.response, undefined);
   }
 
-  async #data<T>(url: string, options: RequestOptions, method: string, body?: unknown): Promise<T> {
-    return (await this.#send(url, options, method, body)).view._data as T;
+  // Not async: while the answer is awaited, a call holds a promise here, not a suspended function.
+  #data<T>(url: string, options: RequestOptions, method: string, body?: unknown): Promise<T> {
+    return this.#send(url, options, method, body).then(dataOf) as Promise<T>;
   }
 
   async #send(
@@ -313,7 +326,7 @@ export class SluiceClient {
     options: RequestOptions,
     method = 'GET',
     body = ownValue(options, 'body'),
-  ): Promise<{ view: OfetchResponse }> {
+  ): Promise<OfetchResponse> {
     checkNames('request', options, REQUEST_OPTIONS);
     const responseType = ownValue(options, 'responseType');
     const call: CallSlot = {
@@ -348,7 +361,7 @@ export class SluiceClient {
         new ResolvedURL(target) as unknown as string,
         ofetchOptions as unknown as FetchOptions,
       )) as unknown as OfetchResponse;
-      return { view };
+      return view;
     } catch (error) {
       const failure = unwrap(error, meta, call.response);
       const attempts = call.state?.attempts ?? 0;
@@ -367,6 +380,8 @@ export class SluiceClient {
     await this.close();
   }
 }
+
+const dataOf = (view: OfetchResponse): unknown => view._data;
 
 /** A resolved URL, as an object: ofetch resolves only string requests (see the constructor). */
 class ResolvedURL {

@@ -2,7 +2,7 @@ import { toSluiceError } from './normalize.js';
 import { redactUrl } from './redact.js';
 import type { HttpRequest } from './request.js';
 import type { HttpResponse } from './response.js';
-import type { Middleware, Next } from './types.js';
+import type { EventSink, Middleware, Next } from './types.js';
 
 /** Outermost first: array order is wrapping order. Unlike koa-compose, `next` may be called more than once. */
 export function compose(middleware: readonly Middleware[], terminal: Next): Next {
@@ -17,36 +17,47 @@ export function compose(middleware: readonly Middleware[], terminal: Next): Next
  * `attempt` event. The work is skipped when nobody listens.
  */
 export function instrument(send: Next): Next {
-  return async function attempt(request: HttpRequest): Promise<HttpResponse> {
+  // Not async when nobody listens: the call holds the transport's promise, not a function of its own.
+  return function attempt(request: HttpRequest): Promise<HttpResponse> {
     const attempt = ++request.state.attempts;
     const events = request.events;
-    if (!events) return send(request);
-    const started = performance.now();
-    try {
-      const response = await send(request);
-      events({
-        type: 'attempt',
-        requestId: request.state.id,
-        method: request.method,
-        url: redactUrl(request.url),
-        attempt,
-        status: response.status,
-        durationMs: performance.now() - started,
-        responseRequestId: response.header('x-request-id') ?? undefined,
-      });
-      return response;
-    } catch (cause) {
-      const error = toSluiceError(cause, request, request.signal);
-      events({
-        type: 'attempt',
-        requestId: request.state.id,
-        method: request.method,
-        url: redactUrl(request.url),
-        attempt,
-        durationMs: performance.now() - started,
-        error,
-      });
-      throw error;
+    if (!events) {
+      try {
+        return send(request);
+      } catch (error) {
+        return Promise.reject(error);
+      }
     }
+    return reported(send, request, events, attempt);
   };
+}
+
+async function reported(send: Next, request: HttpRequest, events: EventSink, attempt: number): Promise<HttpResponse> {
+  const started = performance.now();
+  try {
+    const response = await send(request);
+    events({
+      type: 'attempt',
+      requestId: request.state.id,
+      method: request.method,
+      url: redactUrl(request.url),
+      attempt,
+      status: response.status,
+      durationMs: performance.now() - started,
+      responseRequestId: response.header('x-request-id') ?? undefined,
+    });
+    return response;
+  } catch (cause) {
+    const error = toSluiceError(cause, request, request.signal);
+    events({
+      type: 'attempt',
+      requestId: request.state.id,
+      method: request.method,
+      url: redactUrl(request.url),
+      attempt,
+      durationMs: performance.now() - started,
+      error,
+    });
+    throw error;
+  }
 }
