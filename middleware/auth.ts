@@ -42,12 +42,15 @@ let lastURL = '';
 let lastAuthority = '';
 
 function authorityOf(url: string): string {
-  if (url !== lastURL) {
-    const path = url.indexOf('/', url.indexOf('://') + 3);
-    lastAuthority = path > 0 ? url.slice(0, path) : '';
+  if (url === lastURL) return lastAuthority;
+  const path = url.indexOf('/', url.indexOf('://') + 3);
+  const authority = path > 0 ? url.slice(0, path) : '';
+  // A URL with a query is not kept: a credential placed in the query must not outlive its request here.
+  if (!url.includes('?')) {
     lastURL = url;
+    lastAuthority = authority;
   }
-  return lastAuthority;
+  return authority;
 }
 
 function place(request: HttpRequest, placement: Placement, value: string): HttpRequest {

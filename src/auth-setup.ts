@@ -2,7 +2,7 @@ import { auth, originGuard } from '../middleware/auth.js';
 import { refresh } from '../middleware/refresh.js';
 import { ConfigError } from './errors.js';
 import type { Grant, StaticCredential } from './grants.js';
-import { headersInit, own } from './own.js';
+import { defaultHeaders, own } from './own.js';
 import type { HttpRequest } from './request.js';
 import type { HttpResponse } from './response.js';
 import type { Lock, TokenStore } from './store.js';
@@ -263,7 +263,7 @@ function tokenEndpointOptions(layer: AuthOptions): TokenFetchOptions {
 /** The client's default headers as pairs, read through own properties only. */
 function headerPairs(given: HeadersInput | undefined): [string, string][] {
   if (given === undefined) return [];
-  return [...new Headers(headersInit(given))];
+  return [...defaultHeaders(given)];
 }
 
 /** The given fields that are set (an `undefined` is left out, as if it were not given). */

@@ -6,7 +6,7 @@ import { bufferBody } from './body.js';
 import { buildChain, type Chain, type ChainOptions } from './chain.js';
 import { ConfigError, HttpError, httpErrorFor, SluiceError } from './errors.js';
 import { parseJson, type RequestMeta, toSluiceError } from './normalize.js';
-import { checkNames, headersInit, own, ownValue } from './own.js';
+import { checkNames, defaultHeaders, headersInit, own, ownValue } from './own.js';
 import { type PaginateOptions, paginate } from './paginate.js';
 import {
   type CallOptions,
@@ -269,13 +269,13 @@ export class SluiceClient {
   }
 
   /** Any method; resolves to the parsed body. */
-  request<T = unknown>(url: string, options: RequestOptions = {}): Promise<T> {
-    return this.#send(url, options, options.method).then(dataOf) as Promise<T>;
+  async request<T = unknown>(url: string, options: RequestOptions = {}): Promise<T> {
+    return (await this.#send(url, options, ownValue(options, 'method')))._data as T;
   }
 
   /** Any method; resolves to status, headers and the parsed body. */
   async raw<T = unknown>(url: string, options: RequestOptions = {}): Promise<SluiceResponse<T>> {
-    const view = await this.#send(url, options, options.method);
+    const view = await this.#send(url, options, ownValue(options, 'method'));
     return new RawResponse<T>(view.response, view._data as T);
   }
 
@@ -346,7 +346,8 @@ export class SluiceClient {
       let headers: Headers | undefined;
       if (this.#headers !== undefined) {
         headers = new Headers(this.#headers);
-        if (given !== undefined) for (const [name, value] of new Headers(headersInit(given))) headers.set(name, value);
+        // Each of the call's pairs over the defaults, the last one winning (ofetch's merge).
+        if (given !== undefined) for (const [name, value] of pairsOf(given)) headers.set(name, value);
       } else if (given !== undefined) headers = new Headers(headersInit(given));
       const ofetchOptions = new OfetchCall(meta.method, headers, call);
       if (body !== undefined) ofetchOptions.body = body as FetchOptions['body'];
@@ -435,13 +436,11 @@ const NO_OPTIONS: CallOptions = Object.freeze(own({}));
 
 const STREAM_OPTIONS: CallOptions = Object.freeze(own({ streamBody: true }));
 
-function defaultHeaders(given: HeadersInput): Headers {
-  try {
-    return new Headers(headersInit(given));
-  } catch {
-    // Node's message quotes the rejected value, which may be a credential: keep neither.
-    throw new ConfigError('headers: a header name or value is invalid');
-  }
+/** A call's headers as pairs, in their order: a record through its own properties. */
+function pairsOf(given: HeadersInput): Iterable<readonly [string, string]> {
+  return given instanceof Headers || Array.isArray(given)
+    ? (given as Iterable<readonly [string, string]>)
+    : new Headers(headersInit(given));
 }
 
 /**

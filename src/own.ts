@@ -49,3 +49,13 @@ export function headersInit(given: HeadersInput): ConstructorParameters<typeof H
     ? (given as ConstructorParameters<typeof Headers>[0])
     : own(given as Record<string, string>);
 }
+
+/** A client's default headers, checked once: an invalid name or value is a `ConfigError` that quotes neither. */
+export function defaultHeaders(given: HeadersInput): Headers {
+  try {
+    return new Headers(headersInit(given));
+  } catch {
+    // Node's message quotes the rejected value, which may be a credential.
+    throw new ConfigError('headers: a header name or value is invalid');
+  }
+}

@@ -176,7 +176,8 @@ export class HttpRequest {
     const has = Object.hasOwn;
     this.method = (has(init, 'method') ? init.method : base?.method) ?? 'GET';
     this.url = has(init, 'url') || !base ? init.url : base.url;
-    if (has(init, 'headers') && init.headers !== undefined) {
+    if (has(init, 'headers')) {
+      // `headers: undefined` is no headers at all, as it always was.
       this.#headers = init.headers;
       this.#fields = NO_FIELDS;
     } else {
@@ -227,12 +228,16 @@ export class HttpRequest {
       else headers.set(name, value);
       return this.with({ headers });
     }
-    const key = name.toLowerCase();
-    if (!HEADER_NAME.test(key)) throw new TypeError('invalid header name');
+    // Checked before lower-casing (which turns some non-ASCII letters into ASCII ones), and as strings,
+    // as `Headers` takes them.
+    const given = String(name);
+    if (!HEADER_NAME.test(given)) throw new TypeError('invalid header name');
+    const key = given.toLowerCase();
     const fields: string[] = [];
     const old = this.#fields;
     for (let i = 0; i < old.length; i += 2) if (old[i] !== key) fields.push(old[i]!, old[i + 1]!);
     if (value !== null) {
+      value = String(value);
       const normalized =
         isSpace(value.charCodeAt(0)) || isSpace(value.charCodeAt(value.length - 1))
           ? value.replace(EDGE_SPACE, '')

@@ -86,32 +86,37 @@ interface NodeReadable {
   on(event: 'end' | 'close', listener: () => void): unknown;
   on(event: 'error', listener: (error: Error) => void): unknown;
   destroy(error?: Error): unknown;
+  readonly readableEnded?: boolean;
+}
+
+/** A Node stream that can also be paused: one that can be handed out as a web stream with backpressure. */
+interface PausableReadable extends NodeReadable {
   pause(): unknown;
   resume(): unknown;
-  readonly readableEnded?: boolean;
 }
 
 function isNodeReadable(source: BodySource): source is BodySource & NodeReadable {
   const candidate = source as Partial<NodeReadable>;
-  return (
-    typeof candidate.on === 'function' &&
-    typeof candidate.destroy === 'function' &&
-    typeof candidate.pause === 'function' &&
-    typeof candidate.resume === 'function'
-  );
+  return typeof candidate.on === 'function' && typeof candidate.destroy === 'function';
+}
+
+function isPausable(source: BodySource): source is BodySource & PausableReadable {
+  const candidate = source as Partial<PausableReadable>;
+  return isNodeReadable(source) && typeof candidate.pause === 'function' && typeof candidate.resume === 'function';
 }
 
 /**
- * A Node stream (undici's body) as a web stream of its own chunks, for `response.body` and
- * `responseType: 'stream'`: no copy and no conversion per chunk (undici's own web view copies every
- * chunk into a byte stream, a third more CPU on a large body). A default stream of `Uint8Array`
- * chunks, read with a default reader, `for await` or `new Response(stream)`. Sixteen chunks are
- * queued at most before the Node stream is paused.
+ * A Node stream (undici's body) as a web byte stream, for `response.body` and `responseType: 'stream'`,
+ * lighter than undici's own web view. Each chunk is copied into a buffer of its own before it is handed
+ * out: undici's chunks are views into the socket's read, whose memory also holds the response's head
+ * (its Set-Cookie among others) and the chunks around it. At most 1 MiB is queued before the Node
+ * stream is paused.
  */
-function webStreamOf(readable: NodeReadable): ReadableStream<Uint8Array> {
+function webStreamOf(readable: PausableReadable): ReadableStream<Uint8Array> {
   let open = true;
-  return new ReadableStream<Uint8Array>(
+  return new ReadableStream(
     {
+      type: 'bytes',
       start(controller) {
         const fail = (error: unknown) => {
           if (!open) return;
@@ -125,7 +130,7 @@ function webStreamOf(readable: NodeReadable): ReadableStream<Uint8Array> {
         }
         readable.on('data', (chunk) => {
           if (!open) return;
-          controller.enqueue(chunk);
+          controller.enqueue(new Uint8Array(chunk));
           if ((controller.desiredSize ?? 0) <= 0) readable.pause();
         });
         readable.on('end', () => {
@@ -144,7 +149,7 @@ function webStreamOf(readable: NodeReadable): ReadableStream<Uint8Array> {
         readable.destroy();
       },
     },
-    { highWaterMark: 16 },
+    { highWaterMark: 16 * 64 * 1024 },
   );
 }
 
@@ -243,7 +248,7 @@ export class HttpResponse {
     if (raw instanceof Headers) headers = raw;
     else {
       headers = new Headers();
-      for (const name in raw) {
+      for (const name of Object.keys(raw)) {
         const value = raw[name];
         if (value === undefined) continue;
         if (Array.isArray(value)) for (const item of value) headers.append(name, item);
@@ -258,7 +263,8 @@ export class HttpResponse {
   header(name: string): string | null {
     const raw = this.#raw;
     if (raw instanceof Headers) return raw.get(name);
-    const value = raw[name];
+    // Own properties only: a polluted Object.prototype must not answer for a header the server never sent.
+    const value = Object.hasOwn(raw, name) ? raw[name] : undefined;
     if (value === undefined) return null;
     return Array.isArray(value) ? value.join(', ') : value;
   }
@@ -272,7 +278,7 @@ export class HttpResponse {
     this.#used = true;
     if (this.#stream === undefined) {
       const source = this.#source;
-      this.#stream = isNodeReadable(source) ? webStreamOf(source) : source.body;
+      this.#stream = isPausable(source) ? webStreamOf(source) : source.body;
     }
     return this.#stream;
   }
@@ -327,7 +333,11 @@ export class HttpResponse {
     if (source instanceof BytesSource && !this.#used) {
       this.#used = true;
       const text = source.decode();
-      this.#settle();
+      try {
+        this.#settle();
+      } catch (error) {
+        return Promise.reject(error);
+      }
       return Promise.resolve(text);
     }
     return this.#read(readText);

@@ -60,9 +60,13 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
     dispatcher = new Agent({ connections, keepAliveTimeout, ...(connect ? { connect } : {}) });
   }
 
+  // Headers as undici's flat array only on the Agent made here: a ProxyAgent (or a dispatcher of your
+  // own) reads headers its own way, and gets them as a Headers, as it always did.
+  const light = !given && !proxy;
+
   async function send(request: HttpRequest): Promise<HttpResponse> {
     const wire = wireBody(request);
-    let headers = wireHeaders(request);
+    let headers = light ? wireHeaders(request) : request.headers;
     let { body, contentType } = wire;
     if (body instanceof FormData || body instanceof Blob) {
       // The undici package cannot read Node's built-in FormData (another undici copy): encode it here.

@@ -53,6 +53,28 @@ describe('on the wire', () => {
     await client.close();
   });
 
+  it("a call's repeated header pairs: the last wins over client defaults, and are joined without defaults", async () => {
+    const withDefaults = createClient({ baseURL: `${origin}/v1/`, transport: 'fetch', headers: { 'x-app': 'a' } });
+    const without = createClient({ baseURL: `${origin}/v1/`, transport: 'fetch' });
+    const seen: unknown[] = [];
+    nock(origin)
+      .get('/v1/d')
+      .times(2)
+      .reply(function reply() {
+        seen.push(this.req.headers['x-d']);
+        return [200, {}];
+      });
+    const pairs: [string, string][] = [
+      ['x-d', '1'],
+      ['x-d', '2'],
+    ];
+    await withDefaults.get('d', { headers: pairs });
+    await without.get('d', { headers: pairs });
+    expect(seen).toEqual(['2', '1, 2']);
+    await withDefaults.close();
+    await without.close();
+  });
+
   it('leading slashes and absolute URLs', async () => {
     const scope = nock(origin)
       .get('/v1/a')

@@ -8,6 +8,7 @@ import {
   isSluiceError,
   NotFoundError,
   SluiceError,
+  staticToken,
 } from '../../src/index.js';
 import { json, startServer } from '../helpers/server.js';
 
@@ -68,6 +69,30 @@ describe('createClient options', () => {
     })();
     expect(made).toBeInstanceOf(ConfigError);
     expect((made as Error).message).not.toContain('secret-value');
+  });
+
+  it('with auth too, an invalid default header is a ConfigError without the value', () => {
+    const made = (() => {
+      try {
+        return createClient({
+          baseURL: server.url,
+          headers: { 'x-bad': 'secret-value\r\nInjected: 1' },
+          auth: { grant: staticToken('t'), origins: [server.url] },
+        });
+      } catch (error) {
+        return error;
+      }
+    })();
+    expect(made).toBeInstanceOf(ConfigError);
+    expect((made as Error).message).not.toContain('secret-value');
+  });
+
+  it('request() with options that are not an object rejects, it does not throw', async () => {
+    const api = createClient({ baseURL: server.url });
+    const pending = api.request('a', null as never);
+    expect(pending).toBeInstanceOf(Promise);
+    await expect(pending).rejects.toBeDefined();
+    await api.close();
   });
 
   it('a custom chain without errors() still throws typed HTTP errors', async () => {

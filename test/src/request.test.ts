@@ -62,11 +62,28 @@ describe('HttpRequest', () => {
   });
 
   it('withHeader() accepts, trims and refuses exactly what Headers does, and never says the value', () => {
-    const pool = ['a', 'Z', '0', ' ', '\t', '\r', '\n', '\0', 'é', '\u0100', '\u{1F600}', ':', '"', '\x7f', '-'];
+    const pool = [
+      'a',
+      'Z',
+      '0',
+      ' ',
+      '\t',
+      '\r',
+      '\n',
+      '\0',
+      'é',
+      '\u0100',
+      '\u212A',
+      '\u{1F600}',
+      ':',
+      '"',
+      '\x7f',
+      '-',
+    ];
     let seed = 7;
     const pick = () => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      return pool[seed % pool.length]!;
+      return pool[Math.floor(seed / 65536) % pool.length]!;
     };
     const word = (length: number) => Array.from({ length }, pick).join('');
     for (let i = 0; i < 3000; i++) {
@@ -91,6 +108,18 @@ describe('HttpRequest', () => {
         if (value.length > 2) expect((actual as Error).message).not.toContain(value);
       } else expect(actual, JSON.stringify([name, value])).toBe(expected);
     }
+  });
+
+  it('with({ headers: undefined }) leaves no header, whether the headers were built or not', () => {
+    const light = new HttpRequest({ url: 'https://x.test/' }).withHeader('authorization', 'Bearer t');
+    expect([...light.with({ headers: undefined }).headers]).toEqual([]);
+    const built = new HttpRequest({ url: 'https://x.test/', headers: new Headers({ authorization: 'Bearer t' }) });
+    expect([...built.with({ headers: undefined }).headers]).toEqual([]);
+  });
+
+  it('withHeader() takes a value that is not a string as Headers does (as its string)', () => {
+    const request = new HttpRequest({ url: 'https://x.test/' }).withHeader('x-n', 5 as unknown as string);
+    expect(request.header('x-n')).toBe('5');
   });
 
   it('gives each call a distinct id', () => {

@@ -61,6 +61,38 @@ describe("responseType: 'stream' (undici transport)", () => {
     expect(written.bytes).toBe(total);
   });
 
+  it("hands out chunks that own their memory: no byte of the response's head (its Set-Cookie) behind them", async () => {
+    const { api } = await serve((response) => {
+      response.writeHead(200, { 'set-cookie': 'session=SECRET-COOKIE-VALUE', 'content-type': 'text/plain' });
+      response.end('hello stream');
+    });
+    const stream = await api.get<ReadableStream<Uint8Array>>('s', { responseType: 'stream' });
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) chunks.push(chunk);
+    expect(Buffer.concat(chunks).toString()).toBe('hello stream');
+    for (const chunk of chunks) {
+      expect(chunk.constructor).toBe(Uint8Array);
+      expect(chunk.buffer.byteLength).toBe(chunk.byteLength);
+      expect(Buffer.from(chunk.buffer).toString()).not.toContain('SECRET');
+    }
+  });
+
+  it('is a byte stream: a BYOB reader reads it', async () => {
+    const { api } = await serve((response) => {
+      response.writeHead(200, { 'content-type': 'text/plain' });
+      response.end('byob body');
+    });
+    const stream = await api.get<ReadableStream<Uint8Array>>('b', { responseType: 'stream' });
+    const reader = stream.getReader({ mode: 'byob' });
+    let text = '';
+    for (;;) {
+      const { done, value } = await reader.read(new Uint8Array(4));
+      if (done) break;
+      text += Buffer.from(value).toString();
+    }
+    expect(text).toBe('byob body');
+  });
+
   it('fails the stream, never hangs, when the server cuts the body short', async () => {
     const { api } = await serve((response) => {
       response.writeHead(200, { 'content-length': String(4 * CHUNK) });

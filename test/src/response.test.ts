@@ -13,6 +13,17 @@ const make = (
 ) => new HttpResponse({ status, headers, url: 'https://x.test/', body, request: meta });
 
 describe('HttpResponse', () => {
+  it("reads the server's headers only: a polluted Object.prototype answers for none", () => {
+    Object.defineProperty(Object.prototype, 'location', { value: 'https://evil.test/', configurable: true });
+    try {
+      const response = make(bytesSource(''), { 'content-type': 'text/plain' });
+      expect(response.header('location')).toBeNull();
+      expect(response.headers.get('location')).toBeNull();
+    } finally {
+      delete (Object.prototype as Record<string, unknown>).location;
+    }
+  });
+
   it('is fetch-shaped: status, statusText from the status when not given, ok', () => {
     expect(make(null, {}, 201)).toMatchObject({ status: 201, statusText: 'Created', ok: true, url: 'https://x.test/' });
     expect(make(null, {}, 299).ok).toBe(true);
