@@ -162,7 +162,8 @@ export function retry(given: RetryOptions = {}): Middleware {
     (idempotent && (statusSet.has(response.status) || (keyed && response.status === 409) || isRateLimit(response))) ||
     PACED.has(response);
 
-  return async function retrying(request, next) {
+  // Not async: while the first answer is awaited, a call holds a promise here, not a suspended function.
+  return function retrying(request, next) {
     const attemptMs = request.options.timeout ?? timeout;
     const totalMs = request.options.deadline ?? deadline;
     const deadlineAt = performance.now() + totalMs;
@@ -170,19 +171,15 @@ export function retry(given: RetryOptions = {}): Middleware {
     if (retries === 0) return runAttempt(request, next, attemptMs, deadlineAt, totalMs);
     const keyed = request.header('idempotency-key') !== null;
     const idempotent = keyed || methodSet.has(request.method);
+    const after = (first: unknown) =>
+      retryAfter(first, request, next, attemptMs, deadlineAt, totalMs, retries, idempotent, keyed);
     // The first attempt runs directly, before anything else is built: p-retry's set-up costs more than
     // the rest of the chain, and nearly every call succeeds at once. p-retry takes over from the first
     // failure.
-    let first: unknown;
-    try {
-      const response = await runAttempt(request, next, attemptMs, deadlineAt, totalMs);
-      if (!retryable(response, idempotent, keyed)) return response;
-      first = new RetryableResponse(response);
-    } catch (error) {
-      first = error;
-    }
-
-    return retryAfter(first, request, next, attemptMs, deadlineAt, totalMs, retries, idempotent, keyed);
+    return runAttempt(request, next, attemptMs, deadlineAt, totalMs).then(
+      (response) => (retryable(response, idempotent, keyed) ? after(new RetryableResponse(response)) : response),
+      after,
+    );
   };
 
   // After a failed first attempt only: the closures here cost every call a heap context otherwise.

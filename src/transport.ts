@@ -64,25 +64,53 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
   // own) reads headers its own way, and gets them as a Headers, as it always did.
   const light = !given && !proxy;
 
-  async function send(request: HttpRequest): Promise<HttpResponse> {
-    const wire = wireBody(request);
-    let headers = light ? wireHeaders(request) : request.headers;
-    let { body, contentType } = wire;
-    if (body instanceof FormData || body instanceof Blob) {
-      // The undici package cannot read Node's built-in FormData (another undici copy): encode it here.
-      const encoded = new Response(body);
-      contentType = encoded.headers.get('content-type') ?? contentType;
-      body = new Uint8Array(await encoded.arrayBuffer());
+  // Not async: while the answer is awaited, a call holds undici's promise, not a suspended function.
+  function send(request: HttpRequest): Promise<HttpResponse> {
+    let wire: ReturnType<typeof wireBody>;
+    try {
+      wire = wireBody(request);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    if (contentType && request.header('content-type') === null) {
-      if (headers instanceof Headers) {
-        headers = new Headers(headers);
-        headers.set('content-type', contentType);
-      } else headers = [...headers, 'content-type', contentType];
+    const { body } = wire;
+    if (body instanceof FormData || body instanceof Blob) return encodeThenSend(request, body, wire.contentType);
+    return dispatch(request, body, wire.contentType);
+  }
+
+  // The undici package cannot read Node's built-in FormData (another undici copy): encode it here.
+  async function encodeThenSend(
+    request: HttpRequest,
+    body: FormData | Blob,
+    contentType: string | undefined,
+  ): Promise<HttpResponse> {
+    const encoded = new Response(body);
+    const type = encoded.headers.get('content-type') ?? contentType;
+    return dispatch(request, new Uint8Array(await encoded.arrayBuffer()), type);
+  }
+
+  function dispatch(request: HttpRequest, given: unknown, contentType: string | undefined): Promise<HttpResponse> {
+    let body = given;
+    let headers: Headers | HeaderFields;
+    let clock: AttemptClock | undefined;
+    try {
+      headers = light ? wireHeaders(request) : request.headers;
+      if (contentType && request.header('content-type') === null) {
+        if (headers instanceof Headers) {
+          headers = new Headers(headers);
+          headers.set('content-type', contentType);
+        } else headers = [...headers, 'content-type', contentType];
+      }
+      if (body instanceof ReadableStream) body = Readable.fromWeb(body as import('node:stream/web').ReadableStream);
+      clock = request.timeout ? AttemptClock.start(request, request.timeout) : undefined;
+    } catch (error) {
+      return Promise.reject(error);
     }
-    if (body instanceof ReadableStream) body = Readable.fromWeb(body as import('node:stream/web').ReadableStream);
-    const clock = request.timeout ? AttemptClock.start(request, request.timeout) : undefined;
     const stream = request.options.streamBody === true;
+    const fail = (error: unknown): SluiceError => {
+      clock?.stop();
+      return toSluiceError(error, request, clock ?? request.signal);
+    };
+    let pending: Promise<Dispatcher.ResponseData>;
     try {
       const [origin, path] = splitURL(request.url);
       const options = new DispatchRequest(
@@ -95,26 +123,30 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
       );
       // A streamed body outlives the attempt; undici's idle timer guards it instead.
       if (stream && request.timeout) options.bodyTimeout = clampDelay(request.timeout.limit);
-      const response = await dispatcher.request(options as unknown as Dispatcher.RequestOptions);
-      const result = new HttpResponse({
-        status: response.statusCode,
-        headers: response.headers,
-        url: request.url,
-        body: response.body as unknown as BodySource,
-        request,
-        signal: clock ?? request.signal,
-      });
-      if (clock) {
-        if (stream) {
-          clock.disarm();
-          response.body.once('close', clock.stop);
-        } else result.onSettled(clock.stop);
-      }
-      return result;
+      pending = dispatcher.request(options as unknown as Dispatcher.RequestOptions);
     } catch (error) {
-      clock?.stop();
-      throw toSluiceError(error, request, clock ?? request.signal);
+      return Promise.reject(fail(error));
     }
+    return pending.then(
+      (response) => {
+        const result = new HttpResponse({
+          status: response.statusCode,
+          headers: response.headers,
+          url: request.url,
+          body: response.body as unknown as BodySource,
+          request,
+          signal: clock ?? request.signal,
+        });
+        if (clock) {
+          if (stream) {
+            clock.disarm();
+            response.body.once('close', clock.stop);
+          } else result.onSettled(clock.stop);
+        }
+        return result;
+      },
+      (error: unknown) => Promise.reject(fail(error)),
+    );
   }
 
   return {
