@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: Sluice side by side with the clients people would otherwise pick, measured in the
  * same run on the same machine. Prints markdown tables (pasted into BENCHMARKS.md) and whether each
- * target is met. Flags: --rounds 5 --seconds 2 --only throughput|memory|curves|alloc|storm|stores --redis redis://...
+ * target is met. Flags: --rounds 5 --seconds 2 --only throughput|memory|held|curves|alloc|storm|stores --redis redis://...
  * --postgres postgres://... --stores memory,local,redis,postgres
  */
 import { fork } from 'node:child_process';
@@ -171,6 +171,21 @@ if (wants('memory')) {
   targets.push(['heap growth < 10 MB over the run', (result.heapGrowthMB as number) < 10, mb(result.heapGrowthMB)]);
   const drift = Math.max(...checkpoints) - Math.min(...checkpoints);
   targets.push(['heap flat: checkpoints within 2 MB of each other', drift < 2, mb(drift)]);
+}
+
+if (wants('held')) {
+  console.log('\n## Memory held per request in flight (1,024 requests held unanswered, heap after a full GC)\n');
+  const child = fork(new URL('./held.ts', import.meta.url), [], { execArgv: ['--import', 'tsx', '--expose-gc'] });
+  const result = await new Promise<Record<string, number>>((resolve) =>
+    child.once('message', (message) => resolve(message as Record<string, number>)),
+  );
+  const floor = result['undici.request']!;
+  console.log(
+    table(
+      ['client', 'KB held per request in flight', 'x undici'],
+      Object.entries(result).map(([name, bytes]) => [name, (bytes / 1024).toFixed(1), (bytes / floor).toFixed(2)]),
+    ),
+  );
 }
 
 if (wants('curves')) {
