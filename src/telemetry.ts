@@ -120,7 +120,17 @@ export function telemetry(version = '0.1.0'): Telemetry | undefined {
     }
   };
 
+  // The global tracer provider is a proxy; while no SDK has been registered behind it, a call has no
+  // span to start and no trace context to carry: nothing is built (checked per call, so an SDK
+  // registered later is picked up).
+  const noSdk = new api.ProxyTracerProvider().getDelegate();
+  const tracing = (): boolean => {
+    const provider = api.trace.getTracerProvider();
+    return !(provider instanceof api.ProxyTracerProvider) || provider.getDelegate() !== noSdk;
+  };
+
   const startCall = (run: Next, request: HttpRequest): Promise<HttpResponse> => {
+    if (!tracing()) return run(request);
     const parent = api.context.active();
     const span = tracer.startSpan(
       `sluice ${request.method}`,
