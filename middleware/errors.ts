@@ -1,3 +1,4 @@
+import { forward } from '../src/compose.js';
 import { httpErrorFor, RateLimitError, type SluiceError } from '../src/errors.js';
 import { toSluiceError } from '../src/normalize.js';
 import { own } from '../src/own.js';
@@ -62,13 +63,7 @@ export function errors(options: ErrorsOptions = {}): Middleware {
   const { isError = (response: HttpResponse) => response.status >= 400 } = own(options);
   // Not async: while the answer is awaited, a call holds a promise here, not a suspended function.
   return function normalizeErrors(request, next) {
-    let sent: Promise<HttpResponse>;
-    try {
-      sent = next(request);
-    } catch (cause) {
-      return Promise.reject(normalized(cause, request));
-    }
-    return sent.then(
+    return forward(next, request).then(
       (response) => (isError(response) ? toHttpError(response, request).then(reject) : response),
       (cause: unknown) => reject(normalized(cause, request)),
     );

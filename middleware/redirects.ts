@@ -1,3 +1,4 @@
+import { forward } from '../src/compose.js';
 import { BodyNotReplayableError, ConfigError, SluiceError } from '../src/errors.js';
 import { own } from '../src/own.js';
 import { isSecretName, redactUrl } from '../src/redact.js';
@@ -29,13 +30,9 @@ export function redirects(options: RedirectsOptions = {}): Middleware {
     throw new ConfigError(`redirects.max must be a non-negative integer, got ${max}`);
   // Not async: while the answer is awaited, a call holds a promise here, not a suspended function.
   return function followRedirects(request, next) {
-    let sent: Promise<HttpResponse>;
-    try {
-      sent = next(request);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return sent.then((response) => (isRedirect(response) ? follow(request, next, response) : response));
+    return forward(next, request).then((response) =>
+      isRedirect(response) ? follow(request, next, response) : response,
+    );
   };
 
   async function follow(request: HttpRequest, next: Next, first: HttpResponse): Promise<HttpResponse> {

@@ -1,4 +1,5 @@
 import { canResend } from '../src/body.js';
+import { forward } from '../src/compose.js';
 import { AuthError, BodyNotReplayableError, ConfigError } from '../src/errors.js';
 import { redactUrl } from '../src/redact.js';
 import type { HttpRequest } from '../src/request.js';
@@ -127,13 +128,7 @@ export function refresh({ manager, origins, statuses = [401], shouldRefresh, sch
   const ours = scheme?.toLowerCase();
   // Not async: while the answer is awaited, a call holds a promise here, not a suspended function.
   return function refreshOnRefusal(request, next) {
-    let sent: Promise<HttpResponse>;
-    try {
-      sent = next(request);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return sent.then((response) =>
+    return forward(next, request).then((response) =>
       !refusals.has(response.status) || request.options.auth === false || !isAllowed(response.url)
         ? response
         : onRefusal(request, next, response),

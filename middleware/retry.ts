@@ -171,14 +171,25 @@ export function retry(given: RetryOptions = {}): Middleware {
     if (retries === 0) return runAttempt(request, next, attemptMs, deadlineAt, totalMs);
     const keyed = request.header('idempotency-key') !== null;
     const idempotent = keyed || methodSet.has(request.method);
-    const after = (first: unknown) =>
-      retryAfter(first, request, next, attemptMs, deadlineAt, totalMs, retries, idempotent, keyed);
     // The first attempt runs directly, before anything else is built: p-retry's set-up costs more than
     // the rest of the chain, and nearly every call succeeds at once. p-retry takes over from the first
     // failure.
     return runAttempt(request, next, attemptMs, deadlineAt, totalMs).then(
-      (response) => (retryable(response, idempotent, keyed) ? after(new RetryableResponse(response)) : response),
-      after,
+      (response) =>
+        retryable(response, idempotent, keyed)
+          ? retryAfter(
+              new RetryableResponse(response),
+              request,
+              next,
+              attemptMs,
+              deadlineAt,
+              totalMs,
+              retries,
+              idempotent,
+              keyed,
+            )
+          : response,
+      (error: unknown) => retryAfter(error, request, next, attemptMs, deadlineAt, totalMs, retries, idempotent, keyed),
     );
   };
 

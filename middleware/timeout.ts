@@ -1,3 +1,4 @@
+import { forward } from '../src/compose.js';
 import { ConfigError, TimeoutError } from '../src/errors.js';
 import { toSluiceError } from '../src/normalize.js';
 import { own } from '../src/own.js';
@@ -52,12 +53,7 @@ export function runAttempt(
           },
         });
   // Not async: while the answer is awaited, a call holds a promise here, not a suspended function.
-  let sent: Promise<HttpResponse>;
-  try {
-    sent = next(timed);
-  } catch (error) {
-    return Promise.reject(error);
-  }
+  const sent = forward(next, timed);
   if (request.options.streamBody) return sent;
   const maxBytes = request.options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
   return sent.then((response) => (response.status < 400 ? response.buffer(maxBytes).then(() => response) : response));

@@ -13,6 +13,18 @@ export function compose(middleware: readonly Middleware[], terminal: Next): Next
 }
 
 /**
+ * `next(request)` with a synchronous throw turned into a rejection, as an async function would return
+ * it: for middleware that hand on the promise below (`.then`) instead of awaiting it.
+ */
+export function forward(next: Next, request: HttpRequest): Promise<HttpResponse> {
+  try {
+    return next(request);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/**
  * Wraps the transport so that every wire attempt is counted on the call's state and reported as an
  * `attempt` event. The work is skipped when nobody listens.
  */
@@ -21,13 +33,7 @@ export function instrument(send: Next): Next {
   return function attempt(request: HttpRequest): Promise<HttpResponse> {
     const attempt = ++request.state.attempts;
     const events = request.events;
-    if (!events) {
-      try {
-        return send(request);
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    }
+    if (!events) return forward(send, request);
     return reported(send, request, events, attempt);
   };
 }

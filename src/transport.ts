@@ -106,9 +106,9 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
       return Promise.reject(error);
     }
     const stream = request.options.streamBody === true;
-    const fail = (error: unknown): SluiceError => {
+    const rejected = (error: unknown): Promise<never> => {
       clock?.stop();
-      return toSluiceError(error, request, clock ?? request.signal);
+      return Promise.reject(toSluiceError(error, request, clock ?? request.signal));
     };
     let pending: Promise<Dispatcher.ResponseData>;
     try {
@@ -125,28 +125,25 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
       if (stream && request.timeout) options.bodyTimeout = clampDelay(request.timeout.limit);
       pending = dispatcher.request(options as unknown as Dispatcher.RequestOptions);
     } catch (error) {
-      return Promise.reject(fail(error));
+      return rejected(error);
     }
-    return pending.then(
-      (response) => {
-        const result = new HttpResponse({
-          status: response.statusCode,
-          headers: response.headers,
-          url: request.url,
-          body: response.body as unknown as BodySource,
-          request,
-          signal: clock ?? request.signal,
-        });
-        if (clock) {
-          if (stream) {
-            clock.disarm();
-            response.body.once('close', clock.stop);
-          } else result.onSettled(clock.stop);
-        }
-        return result;
-      },
-      (error: unknown) => Promise.reject(fail(error)),
-    );
+    return pending.then((response) => {
+      const result = new HttpResponse({
+        status: response.statusCode,
+        headers: response.headers,
+        url: request.url,
+        body: response.body as unknown as BodySource,
+        request,
+        signal: clock ?? request.signal,
+      });
+      if (clock) {
+        if (stream) {
+          clock.disarm();
+          response.body.once('close', clock.stop);
+        } else result.onSettled(clock.stop);
+      }
+      return result;
+    }, rejected);
   }
 
   return {
