@@ -37,7 +37,7 @@ export interface CurveResult {
 const MB = 1024 * 1024;
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 
-async function startCurveServer(origins: number) {
+export async function startCurveServer(origins: number) {
   const child = fork(new URL('./curve-server.ts', import.meta.url), [String(origins)], {
     execArgv: ['--import', 'tsx'],
   });

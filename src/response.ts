@@ -24,6 +24,12 @@ export interface HttpResponseInit {
   request: RequestMeta;
   /** Aborting this signal is what cancels the body read; its reason becomes the error. */
   signal?: AbortLike | undefined;
+  /**
+   * `body` is a Node stream whose chunks nobody else holds or writes to again (undici's: each one a
+   * view into a socket read of its own). A chunk that is all of its buffer then goes into `response.body`
+   * as it is, the web stream taking its buffer over, instead of as a copy.
+   */
+  freshChunks?: boolean;
 }
 
 /** What error mapping needs of a signal: an `AbortSignal`, or the transport's attempt clock. */
@@ -107,12 +113,13 @@ function isPausable(source: BodySource): source is BodySource & PausableReadable
 
 /**
  * A Node stream (undici's body) as a web byte stream, for `response.body` and `responseType: 'stream'`,
- * lighter than undici's own web view. Each chunk is copied into a buffer of its own before it is handed
- * out: undici's chunks are views into the socket's read, whose memory also holds the response's head
- * (its Set-Cookie among others) and the chunks around it. At most 1 MiB is queued before the Node
- * stream is paused.
+ * lighter than undici's own web view. A chunk handed out never shows more than itself through its
+ * `.buffer`: undici's chunks are views into the socket's read, whose memory may also hold the response's
+ * head (its Set-Cookie among others) and the chunks around it. Such a chunk is copied; with `fresh`
+ * chunks (undici's), one that is its whole buffer (most of a large body) is handed over as it is, the
+ * byte stream taking the buffer over. At most 1 MiB is queued before the Node stream is paused.
  */
-function webStreamOf(readable: PausableReadable): ReadableStream<Uint8Array> {
+function webStreamOf(readable: PausableReadable, fresh: boolean): ReadableStream<Uint8Array> {
   let open = true;
   return new ReadableStream(
     {
@@ -130,7 +137,8 @@ function webStreamOf(readable: PausableReadable): ReadableStream<Uint8Array> {
         }
         readable.on('data', (chunk) => {
           if (!open) return;
-          controller.enqueue(new Uint8Array(chunk));
+          if (fresh) handOver(controller, chunk);
+          else if (chunk.byteLength > 0) controller.enqueue(new Uint8Array(chunk));
           if ((controller.desiredSize ?? 0) <= 0) readable.pause();
         });
         readable.on('end', () => {
@@ -151,6 +159,24 @@ function webStreamOf(readable: PausableReadable): ReadableStream<Uint8Array> {
     },
     { highWaterMark: 16 * 64 * 1024 },
   );
+}
+
+/**
+ * Queues a fresh `chunk` on a byte stream without exposing anything beside it: as it is (the stream
+ * takes its buffer over) when it is all of its buffer, else as a copy. A buffer that cannot be taken
+ * over (WebAssembly memory, a shared one) is copied too. An empty chunk is nothing to queue.
+ */
+function handOver(controller: ReadableByteStreamController, chunk: Uint8Array): void {
+  if (chunk.byteLength === 0) return;
+  if (chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength) {
+    try {
+      controller.enqueue(chunk);
+      return;
+    } catch {
+      // Not transferable: copied below.
+    }
+  }
+  controller.enqueue(new Uint8Array(chunk));
 }
 
 const readText = (source: BodySource): Promise<string> => source.text();
@@ -225,6 +251,7 @@ export class HttpResponse {
   #done = false;
   /** `body`, once asked for: the same stream every time. */
   #stream: ReadableStream<Uint8Array> | null | undefined = undefined;
+  readonly #fresh: boolean;
 
   constructor(init: HttpResponseInit) {
     this.status = init.status;
@@ -234,6 +261,8 @@ export class HttpResponse {
     this.#raw = init.headers;
     this.#source = init.body ?? EMPTY;
     this.#signal = init.signal;
+    // Own only: a polluted Object.prototype must not make a transport's buffers ours to take.
+    this.#fresh = init.freshChunks === true && Object.hasOwn(init, 'freshChunks');
     if (init.body === null) this.#done = true;
   }
 
@@ -278,7 +307,7 @@ export class HttpResponse {
     this.#used = true;
     if (this.#stream === undefined) {
       const source = this.#source;
-      this.#stream = isPausable(source) ? webStreamOf(source) : source.body;
+      this.#stream = isPausable(source) ? webStreamOf(source, this.#fresh) : source.body;
     }
     return this.#stream;
   }

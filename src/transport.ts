@@ -135,6 +135,7 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
         body: response.body as unknown as BodySource,
         request,
         signal: clock ?? request.signal,
+        freshChunks: true,
       });
       if (clock) {
         if (stream) {

@@ -77,6 +77,29 @@ describe("responseType: 'stream' (undici transport)", () => {
     }
   });
 
+  it.each([
+    'content-length',
+    'chunked',
+  ])('a body of many socket reads (%s): every chunk shows only itself, the first one (read with the head) too', async (framing) => {
+    const body = Buffer.alloc(2 * 1024 * 1024, 98);
+    const { api } = await serve((response) => {
+      const length = framing === 'chunked' ? {} : { 'content-length': String(body.length) };
+      response.writeHead(200, { 'set-cookie': 'session=SECRET-COOKIE-VALUE', ...length });
+      for (let at = 0; at < body.length; at += 300_000) response.write(body.subarray(at, at + 300_000));
+      response.end();
+    });
+    const stream = await api.get<ReadableStream<Uint8Array>>('big', { responseType: 'stream' });
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) chunks.push(chunk);
+    expect(chunks.length).toBeGreaterThan(1);
+    expect(Buffer.concat(chunks).equals(body)).toBe(true);
+    for (const chunk of chunks) {
+      expect(chunk.byteOffset).toBe(0);
+      expect(chunk.buffer.byteLength).toBe(chunk.byteLength);
+      expect(Buffer.from(chunk.buffer).includes('SECRET')).toBe(false);
+    }
+  });
+
   it('is a byte stream: a BYOB reader reads it', async () => {
     const { api } = await serve((response) => {
       response.writeHead(200, { 'content-type': 'text/plain' });
@@ -123,14 +146,55 @@ describe("responseType: 'stream' (undici transport)", () => {
 });
 
 describe('HttpResponse.body over a Node stream', () => {
-  const response = (readable: Readable) =>
+  const response = (readable: Readable, freshChunks?: boolean) =>
     new HttpResponse({
       status: 200,
       headers: {},
       url: 'https://x.test/',
       body: readable as never,
       request: { method: 'GET', url: 'https://x.test/' },
+      ...(freshChunks === undefined ? {} : { freshChunks }),
     });
+
+  it("never takes over the buffers of a stream that is not undici's: the producer keeps its bytes", async () => {
+    const kept = new Uint8Array(16).fill(7);
+    const answer = response(Readable.from([kept, kept]));
+    expect(new Uint8Array(await new Response(answer.body).arrayBuffer())).toEqual(new Uint8Array(32).fill(7));
+    expect(kept.byteLength).toBe(16);
+    expect(kept[0]).toBe(7);
+  });
+
+  it('a polluted Object.prototype.freshChunks does not make them fresh', async () => {
+    const kept = new Uint8Array(16).fill(7);
+    Object.defineProperty(Object.prototype, 'freshChunks', { value: true, configurable: true, writable: true });
+    try {
+      const answer = response(Readable.from([kept]));
+      await new Response(answer.body).arrayBuffer();
+    } finally {
+      delete (Object.prototype as { freshChunks?: unknown }).freshChunks;
+    }
+    expect(kept.byteLength).toBe(16);
+  });
+
+  it('fresh chunks: one that is all of its buffer is handed over, a view into a larger or untransferable one is copied', async () => {
+    const whole = new Uint8Array(8).fill(1);
+    const backing = Buffer.from('HEAD-SECRET|view');
+    const view = backing.subarray(12);
+    const wasm = new Uint8Array(new WebAssembly.Memory({ initial: 1 }).buffer, 0, 4).fill(3);
+    const answer = response(Readable.from([whole, view, wasm]), true);
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of answer.body as unknown as AsyncIterable<Uint8Array>) chunks.push(chunk);
+    expect(chunks.map((chunk) => [...chunk])).toEqual([
+      [1, 1, 1, 1, 1, 1, 1, 1],
+      [...Buffer.from('view')],
+      [3, 3, 3, 3],
+    ]);
+    for (const chunk of chunks) expect(chunk.buffer.byteLength).toBe(chunk.byteLength);
+    // Taken over: the producer's view of it is detached (it was undici's, and undici is done with it).
+    expect(whole.byteLength).toBe(0);
+    expect(backing.toString()).toBe('HEAD-SECRET|view');
+    expect(wasm[0]).toBe(3);
+  });
 
   it('is one stream however often it is asked for', async () => {
     const answer = response(Readable.from([Buffer.from('ab'), Buffer.from('cd')]));
