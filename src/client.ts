@@ -321,55 +321,64 @@ export class SluiceClient {
     return this.#send(url, options, method, body).then(dataOf) as Promise<T>;
   }
 
-  async #send(
+  // Not async: the work before the wire is done here, and while the answer is awaited the call holds
+  // `settled`, a small async function (it keeps the caller's async frames for `callSite`).
+  #send(
     url: string,
     options: RequestOptions,
     method = 'GET',
     body = ownValue(options, 'body'),
   ): Promise<OfetchResponse> {
-    checkNames('request', options, REQUEST_OPTIONS);
+    let call: CallSlot;
+    let meta: CallMeta;
+    try {
+      checkNames('request', options, REQUEST_OPTIONS);
+      call = {
+        options: callOptionsOf(options, this.#defaults),
+        context: ownValue(options, 'context'),
+        response: undefined,
+        state: undefined,
+      };
+      meta = new CallMeta(method.toUpperCase(), url, this.#baseURL);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    let pending: Promise<OfetchResponse>;
+    try {
+      pending = this.#start(url, options, body, call, meta);
+    } catch (error) {
+      return Promise.reject(failureOf(error, meta, call));
+    }
+    return settled(pending, meta, call);
+  }
+
+  #start(url: string, options: RequestOptions, body: unknown, call: CallSlot, meta: CallMeta): Promise<OfetchResponse> {
     const responseType = ownValue(options, 'responseType');
-    const call: CallSlot = {
-      options: callOptionsOf(options, this.#defaults),
-      context: ownValue(options, 'context'),
-      response: undefined,
-      state: undefined,
-    };
-    const meta = new CallMeta(method.toUpperCase(), url, this.#baseURL);
     const query = ownValue(options, 'query');
     const given = ownValue(options, 'headers');
     let target = this.#baseURL === undefined ? url : withBase(url, this.#baseURL);
     if (this.#query !== undefined || query !== undefined)
       target = withQuery(target, { ...this.#query, ...(query === undefined ? undefined : own(query)) });
-    try {
-      // The call's own Headers: the client's, then the call's over them (ofetch's merge, done once here).
-      let headers: Headers | undefined;
-      if (this.#headers !== undefined) {
-        headers = new Headers(this.#headers);
-        // Each of the call's pairs over the defaults, the last one winning (ofetch's merge).
-        if (given !== undefined) for (const [name, value] of pairsOf(given)) headers.set(name, value);
-      } else if (given !== undefined) headers = new Headers(headersInit(given));
-      const ofetchOptions = new OfetchCall(meta.method, headers, call);
-      if (body !== undefined) ofetchOptions.body = body as FetchOptions['body'];
-      const signal = ownValue(options, 'signal');
-      if (signal !== undefined) ofetchOptions.signal = signal;
-      if (responseType === undefined || responseType === 'json') {
-        ofetchOptions.parseResponse = (text: string) => decode(text, call.response, meta, responseType === 'json');
-      } else {
-        ofetchOptions.responseType = responseType;
-      }
-      const view = (await this.#ofetch.raw(
-        new ResolvedURL(target) as unknown as string,
-        ofetchOptions as unknown as FetchOptions,
-      )) as unknown as OfetchResponse;
-      return view;
-    } catch (error) {
-      const failure = unwrap(error, meta, call.response);
-      const attempts = call.state?.attempts ?? 0;
-      if (failure.attempts < attempts) failure.attempts = attempts;
-      markCallSite(failure);
-      throw failure;
+    // The call's own Headers: the client's, then the call's over them (ofetch's merge, done once here).
+    let headers: Headers | undefined;
+    if (this.#headers !== undefined) {
+      headers = new Headers(this.#headers);
+      // Each of the call's pairs over the defaults, the last one winning (ofetch's merge).
+      if (given !== undefined) for (const [name, value] of pairsOf(given)) headers.set(name, value);
+    } else if (given !== undefined) headers = new Headers(headersInit(given));
+    const ofetchOptions = new OfetchCall(meta.method, headers, call);
+    if (body !== undefined) ofetchOptions.body = body as FetchOptions['body'];
+    const signal = ownValue(options, 'signal');
+    if (signal !== undefined) ofetchOptions.signal = signal;
+    if (responseType === undefined || responseType === 'json') {
+      ofetchOptions.parseResponse = (text: string) => decode(text, call.response, meta, responseType === 'json');
+    } else {
+      ofetchOptions.responseType = responseType;
     }
+    return this.#ofetch.raw(
+      new ResolvedURL(target) as unknown as string,
+      ofetchOptions as unknown as FetchOptions,
+    ) as unknown as Promise<OfetchResponse>;
   }
 
   /** Closes pooled connections. */
@@ -550,6 +559,23 @@ function decode(text: string, response: HttpResponse | undefined, meta: RequestM
 }
 
 const THIS_FILE = fileURLToPath(import.meta.url);
+
+/** A call's answer; a failure becomes the `SluiceError` the caller gets, with the call's site on it. */
+async function settled(pending: Promise<OfetchResponse>, meta: CallMeta, call: CallSlot): Promise<OfetchResponse> {
+  try {
+    return await pending;
+  } catch (error) {
+    throw failureOf(error, meta, call);
+  }
+}
+
+function failureOf(error: unknown, meta: CallMeta, call: CallSlot): SluiceError {
+  const failure = unwrap(error, meta, call.response);
+  const attempts = call.state?.attempts ?? 0;
+  if (failure.attempts < attempts) failure.attempts = attempts;
+  markCallSite(failure);
+  return failure;
+}
 
 /** Records, on an error about to reach the caller, the caller's frames (async ones included). */
 function markCallSite(error: SluiceError): void {
