@@ -63,6 +63,14 @@ export function makeAdapters(api: string, tokenURL: string, token: string): Adap
 
   const full = createClient({ baseURL: api, auth: { grant: grant() }, logger: silent });
   const viaFetch = createClient({ baseURL: api, transport: 'fetch', auth: { grant: grant() }, logger: silent });
+  // Like for like with bare ofetch, which sets no time limit: no attempt timeout, so no AbortSignal per attempt.
+  const viaFetchUntimed = createClient({
+    baseURL: api,
+    transport: 'fetch',
+    auth: { grant: grant() },
+    logger: silent,
+    timeout: Number.POSITIVE_INFINITY,
+  });
   const bare = createClient({ baseURL: api, middleware: [], headers: { authorization: bearer } });
   const bareOfetch = ofetch.create({ baseURL: api, headers: { authorization: bearer } });
   // The same, with the per-request time limit every Sluice attempt has (an AbortSignal per request).
@@ -85,6 +93,11 @@ export function makeAdapters(api: string, tokenURL: string, token: string): Adap
     },
     { name: 'sluice (no middleware)', get: (path) => bare.get(path), close: () => bare.close() },
     { name: 'sluice (full, fetch transport)', get: (path) => viaFetch.get(path), close: () => viaFetch.close() },
+    {
+      name: 'sluice (full, fetch, no timeout)',
+      get: (path) => viaFetchUntimed.get(path),
+      close: () => viaFetchUntimed.close(),
+    },
     { name: 'ofetch', get: (path) => bareOfetch(path), close: async () => {} },
     { name: 'ofetch (timeout 30 s)', get: (path) => timedOfetch(path), close: async () => {} },
     {

@@ -322,17 +322,20 @@ export class SluiceClient {
   }
 
   // Not async: the work before the wire is done here, and while the answer is awaited the call holds
-  // `settled`, a small async function (it keeps the caller's async frames for `callSite`).
-  #send(
-    url: string,
-    options: RequestOptions,
-    method = 'GET',
-    body = ownValue(options, 'body'),
-  ): Promise<OfetchResponse> {
+  // `settled`, a small async function (it keeps the caller's async frames for `callSite`). What failed
+  // outside the old async function's try block still rejects as it is; what failed inside it goes
+  // through `failureOf`, as it did.
+  #send(url: string, options: RequestOptions, method = 'GET', given?: unknown): Promise<OfetchResponse> {
     let call: CallSlot;
     let meta: CallMeta;
+    let target: string;
+    let body: unknown;
+    let responseType: RequestOptions['responseType'];
+    let headers: HeadersInput | undefined;
     try {
+      body = given === undefined ? ownValue(options, 'body') : given;
       checkNames('request', options, REQUEST_OPTIONS);
+      responseType = ownValue(options, 'responseType');
       call = {
         options: callOptionsOf(options, this.#defaults),
         context: ownValue(options, 'context'),
@@ -340,25 +343,32 @@ export class SluiceClient {
         state: undefined,
       };
       meta = new CallMeta(method.toUpperCase(), url, this.#baseURL);
+      const query = ownValue(options, 'query');
+      headers = ownValue(options, 'headers');
+      target = this.#baseURL === undefined ? url : withBase(url, this.#baseURL);
+      if (this.#query !== undefined || query !== undefined)
+        target = withQuery(target, { ...this.#query, ...(query === undefined ? undefined : own(query)) });
     } catch (error) {
       return Promise.reject(error);
     }
     let pending: Promise<OfetchResponse>;
     try {
-      pending = this.#start(url, options, body, call, meta);
+      pending = this.#start(target, options, body, responseType, headers, call, meta);
     } catch (error) {
       return Promise.reject(failureOf(error, meta, call));
     }
     return settled(pending, meta, call);
   }
 
-  #start(url: string, options: RequestOptions, body: unknown, call: CallSlot, meta: CallMeta): Promise<OfetchResponse> {
-    const responseType = ownValue(options, 'responseType');
-    const query = ownValue(options, 'query');
-    const given = ownValue(options, 'headers');
-    let target = this.#baseURL === undefined ? url : withBase(url, this.#baseURL);
-    if (this.#query !== undefined || query !== undefined)
-      target = withQuery(target, { ...this.#query, ...(query === undefined ? undefined : own(query)) });
+  #start(
+    target: string,
+    options: RequestOptions,
+    body: unknown,
+    responseType: RequestOptions['responseType'],
+    given: HeadersInput | undefined,
+    call: CallSlot,
+    meta: CallMeta,
+  ): Promise<OfetchResponse> {
     // The call's own Headers: the client's, then the call's over them (ofetch's merge, done once here).
     let headers: Headers | undefined;
     if (this.#headers !== undefined) {

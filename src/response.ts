@@ -1,3 +1,4 @@
+import { channel } from 'node:diagnostics_channel';
 import { STATUS_CODES } from 'node:http';
 import { SluiceError } from './errors.js';
 import { parseJson, type RequestMeta, toSluiceError } from './normalize.js';
@@ -25,9 +26,10 @@ export interface HttpResponseInit {
   /** Aborting this signal is what cancels the body read; its reason becomes the error. */
   signal?: AbortLike | undefined;
   /**
-   * `body` is a Node stream whose chunks nobody else holds or writes to again (undici's: each one a
-   * view into a socket read of its own). A chunk that is all of its buffer then goes into `response.body`
-   * as it is, the web stream taking its buffer over, instead of as a copy.
+   * `body` is a Node stream whose chunks nobody else holds or writes to again (undici's from a dispatcher
+   * the undici transport made: each one a view into a socket read). A chunk that is all of its buffer then
+   * goes into `response.body` as it is, the web stream taking its buffer over, instead of as a copy; not
+   * while anything subscribes to undici's `undici:request:bodyChunkReceived` channel, which sees them too.
    */
   freshChunks?: boolean;
 }
@@ -168,7 +170,8 @@ function webStreamOf(readable: PausableReadable, fresh: boolean): ReadableStream
  */
 function handOver(controller: ReadableByteStreamController, chunk: Uint8Array): void {
   if (chunk.byteLength === 0) return;
-  if (chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength) {
+  // Subscribers of undici's body channel were given the same chunk, and may keep it.
+  if (chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && !bodyChunks.hasSubscribers) {
     try {
       controller.enqueue(chunk);
       return;
@@ -178,6 +181,8 @@ function handOver(controller: ReadableByteStreamController, chunk: Uint8Array): 
   }
   controller.enqueue(new Uint8Array(chunk));
 }
+
+const bodyChunks = channel('undici:request:bodyChunkReceived');
 
 const readText = (source: BodySource): Promise<string> => source.text();
 

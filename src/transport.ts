@@ -63,6 +63,9 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
   // Headers as undici's flat array only on the Agent made here: a ProxyAgent (or a dispatcher of your
   // own) reads headers its own way, and gets them as a Headers, as it always did.
   const light = !given && !proxy;
+  // Body chunks are ours to hand over only from a dispatcher made here: one of yours may keep them or
+  // give the same buffer to several requests (a cache, deduplication, a mock's persisted reply).
+  const fresh = !given;
 
   // Not async: while the answer is awaited, a call holds undici's promise, not a suspended function.
   function send(request: HttpRequest): Promise<HttpResponse> {
@@ -135,7 +138,7 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
         body: response.body as unknown as BodySource,
         request,
         signal: clock ?? request.signal,
-        freshChunks: true,
+        freshChunks: fresh,
       });
       if (clock) {
         if (stream) {

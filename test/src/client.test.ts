@@ -95,6 +95,35 @@ describe('createClient options', () => {
     await api.close();
   });
 
+  it('every method with options that are not an object rejects, none throws', async () => {
+    const api = createClient({ baseURL: server.url });
+    const calls = [
+      () => api.get('a', null as never),
+      () => api.delete('a', null as never),
+      () => api.head('a', null as never),
+      () => api.raw('a', null as never),
+      () => api.post('a', undefined, null as never),
+      () => api.put('a', undefined, null as never),
+      () => api.patch('a', undefined, null as never),
+    ];
+    for (const call of calls) {
+      let pending: Promise<unknown> | undefined;
+      expect(() => {
+        pending = call();
+      }).not.toThrow();
+      await expect(pending).rejects.toBeInstanceOf(TypeError);
+    }
+    await api.close();
+  });
+
+  it('a query that cannot be serialized rejects with its own error, before anything is sent', async () => {
+    const api = createClient({ baseURL: server.url });
+    const error = await api.get('a', { query: { n: 10n as never } }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(TypeError);
+    expect(error).not.toBeInstanceOf(SluiceError);
+    await api.close();
+  });
+
   it('a custom chain without errors() still throws typed HTTP errors', async () => {
     const api = createClient({ baseURL: server.url, middleware: [] });
     const error = await api.get('missing').catch((caught: unknown) => caught);

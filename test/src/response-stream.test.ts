@@ -3,8 +3,11 @@
  * undici's Node stream, chunk by chunk, with backpressure, and every way it can end (read to the end,
  * cut by the server, cancelled by the reader) ends the stream and the connection.
  */
+
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
+import { Agent, interceptors } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClient, HttpResponse, type SluiceClient } from '../../src/index.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -37,6 +40,23 @@ function writeSlowly(response: ServerResponse, total: number, written: { bytes: 
     response.end();
   };
   next();
+}
+
+/** How many chunks `run` put on a byte stream as undici's own Buffers (handed over), not as copies. */
+async function countHandedOver(run: () => Promise<void>): Promise<number> {
+  const prototype = ReadableByteStreamController.prototype;
+  const enqueue = prototype.enqueue;
+  let handed = 0;
+  prototype.enqueue = function (this: ReadableByteStreamController, chunk: ArrayBufferView) {
+    if (Buffer.isBuffer(chunk)) handed++;
+    return enqueue.call(this, chunk);
+  };
+  try {
+    await run();
+  } finally {
+    prototype.enqueue = enqueue;
+  }
+  return handed;
 }
 
 async function readAll(stream: ReadableStream<Uint8Array>): Promise<number> {
@@ -100,6 +120,78 @@ describe("responseType: 'stream' (undici transport)", () => {
     }
   });
 
+  it("hands undici's whole-buffer chunks over without a copy (its own Agent)", async () => {
+    const body = Buffer.alloc(2 * 1024 * 1024, 99);
+    const { api } = await serve((response) => {
+      response.writeHead(200, { 'content-length': String(body.length) });
+      for (let at = 0; at < body.length; at += 300_000) response.write(body.subarray(at, at + 300_000));
+      response.end();
+    });
+    const handed = await countHandedOver(async () => {
+      const stream = await api.get<ReadableStream<Uint8Array>>('big', { responseType: 'stream' });
+      expect(await readAll(stream)).toBe(body.length);
+    });
+    expect(handed).toBeGreaterThan(0);
+  });
+
+  it('takes nothing over from a dispatcher of yours: a cache interceptor serves the same body twice', async () => {
+    const body = Buffer.alloc(2 * 1024 * 1024, 100);
+    let served = 0;
+    const server = await startServer((_, response) => {
+      served++;
+      response.writeHead(200, { 'content-length': String(body.length), 'cache-control': 'max-age=60' });
+      for (let at = 0; at < body.length; at += 300_000) response.write(body.subarray(at, at + 300_000));
+      response.end();
+    });
+    const agent = new Agent();
+    const api = createClient({ baseURL: server.url, dispatcher: agent.compose(interceptors.cache()) });
+    opened.push(api, agent, server);
+    const handed = await countHandedOver(async () => {
+      for (let i = 0; i < 2; i++) {
+        const stream = await api.get<ReadableStream<Uint8Array>>('cached', { responseType: 'stream' });
+        const chunks: Uint8Array[] = [];
+        for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) chunks.push(chunk);
+        expect(Buffer.concat(chunks).equals(body)).toBe(true);
+      }
+    });
+    expect(served).toBe(1);
+    expect(handed).toBe(0);
+  });
+
+  it("takes nothing over while undici's body channel has a subscriber: what it kept stays whole", async () => {
+    const body = Buffer.alloc(2 * 1024 * 1024, 101);
+    const { api } = await serve((response) => {
+      response.writeHead(200, { 'content-length': String(body.length) });
+      for (let at = 0; at < body.length; at += 300_000) response.write(body.subarray(at, at + 300_000));
+      response.end();
+    });
+    const kept: Buffer[] = [];
+    const keep = (message: unknown) => kept.push((message as { chunk: Buffer }).chunk);
+    subscribe('undici:request:bodyChunkReceived', keep);
+    try {
+      const stream = await api.get<ReadableStream<Uint8Array>>('watched', { responseType: 'stream' });
+      expect(await readAll(stream)).toBe(body.length);
+    } finally {
+      unsubscribe('undici:request:bodyChunkReceived', keep);
+    }
+    expect(Buffer.concat(kept).equals(body)).toBe(true);
+  });
+
+  it('a streamed body on a connection the server closes ends whole, and the next call works', async () => {
+    const body = Buffer.alloc(1024 * 1024, 102);
+    const { api } = await serve((response) => {
+      response.writeHead(200, { 'content-length': String(body.length), connection: 'close' });
+      for (let at = 0; at < body.length; at += 300_000) response.write(body.subarray(at, at + 300_000));
+      response.end();
+    });
+    for (let i = 0; i < 3; i++) {
+      const stream = await api.get<ReadableStream<Uint8Array>>(`close-${i}`, { responseType: 'stream' });
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) chunks.push(chunk);
+      expect(Buffer.concat(chunks).equals(body)).toBe(true);
+    }
+  });
+
   it('is a byte stream: a BYOB reader reads it', async () => {
     const { api } = await serve((response) => {
       response.writeHead(200, { 'content-type': 'text/plain' });
@@ -145,6 +237,11 @@ describe("responseType: 'stream' (undici transport)", () => {
   });
 });
 
+/** WebAssembly memory: a buffer a byte stream cannot take over. */
+interface Memory {
+  readonly buffer: ArrayBuffer;
+}
+
 describe('HttpResponse.body over a Node stream', () => {
   const response = (readable: Readable, freshChunks?: boolean) =>
     new HttpResponse({
@@ -180,20 +277,26 @@ describe('HttpResponse.body over a Node stream', () => {
     const whole = new Uint8Array(8).fill(1);
     const backing = Buffer.from('HEAD-SECRET|view');
     const view = backing.subarray(12);
-    const wasm = new Uint8Array(new WebAssembly.Memory({ initial: 1 }).buffer, 0, 4).fill(3);
-    const answer = response(Readable.from([whole, view, wasm]), true);
+    const { Memory } = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number }) => Memory } })
+      .WebAssembly;
+    // All of their buffers, but buffers a stream cannot take over: copied.
+    const wasm = new Uint8Array(new Memory({ initial: 1 }).buffer).fill(3);
+    const shared = new Uint8Array(new SharedArrayBuffer(6)).fill(4);
+    const answer = response(Readable.from([whole, view, wasm, shared]), true);
     const chunks: Uint8Array[] = [];
     for await (const chunk of answer.body as unknown as AsyncIterable<Uint8Array>) chunks.push(chunk);
-    expect(chunks.map((chunk) => [...chunk])).toEqual([
-      [1, 1, 1, 1, 1, 1, 1, 1],
-      [...Buffer.from('view')],
-      [3, 3, 3, 3],
+    expect(chunks.map((chunk) => Buffer.from(chunk).toString('hex'))).toEqual([
+      '0101010101010101',
+      Buffer.from('view').toString('hex'),
+      '03'.repeat(65536),
+      '040404040404',
     ]);
     for (const chunk of chunks) expect(chunk.buffer.byteLength).toBe(chunk.byteLength);
     // Taken over: the producer's view of it is detached (it was undici's, and undici is done with it).
     expect(whole.byteLength).toBe(0);
     expect(backing.toString()).toBe('HEAD-SECRET|view');
-    expect(wasm[0]).toBe(3);
+    expect(wasm.byteLength).toBe(65536);
+    expect(shared.byteLength).toBe(6);
   });
 
   it('is one stream however often it is asked for', async () => {
