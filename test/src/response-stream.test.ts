@@ -42,6 +42,12 @@ function writeSlowly(response: ServerResponse, total: number, written: { bytes: 
   next();
 }
 
+/** Writes `body` in pieces of 300 kB (several socket reads on the other side), then ends. */
+function endInPieces(response: ServerResponse, body: Buffer): void {
+  for (let at = 0; at < body.length; at += 300_000) response.write(body.subarray(at, at + 300_000));
+  response.end();
+}
+
 /** How many chunks `run` put on a byte stream as undici's own Buffers (handed over), not as copies. */
 async function countHandedOver(run: () => Promise<void>): Promise<number> {
   const prototype = ReadableByteStreamController.prototype;
@@ -105,8 +111,7 @@ describe("responseType: 'stream' (undici transport)", () => {
     const { api } = await serve((response) => {
       const length = framing === 'chunked' ? {} : { 'content-length': String(body.length) };
       response.writeHead(200, { 'set-cookie': 'session=SECRET-COOKIE-VALUE', ...length });
-      for (let at = 0; at < body.length; at += 300_000) response.write(body.subarray(at, at + 300_000));
-      response.end();
+      endInPieces(response, body);
     });
     const stream = await api.get<ReadableStream<Uint8Array>>('big', { responseType: 'stream' });
     const chunks: Uint8Array[] = [];
@@ -124,8 +129,7 @@ describe("responseType: 'stream' (undici transport)", () => {
     const body = Buffer.alloc(2 * 1024 * 1024, 99);
     const { api } = await serve((response) => {
       response.writeHead(200, { 'content-length': String(body.length) });
-      for (let at = 0; at < body.length; at += 300_000) response.write(body.subarray(at, at + 300_000));
-      response.end();
+      endInPieces(response, body);
     });
     const handed = await countHandedOver(async () => {
       const stream = await api.get<ReadableStream<Uint8Array>>('big', { responseType: 'stream' });
@@ -140,8 +144,7 @@ describe("responseType: 'stream' (undici transport)", () => {
     const server = await startServer((_, response) => {
       served++;
       response.writeHead(200, { 'content-length': String(body.length), 'cache-control': 'max-age=60' });
-      for (let at = 0; at < body.length; at += 300_000) response.write(body.subarray(at, at + 300_000));
-      response.end();
+      endInPieces(response, body);
     });
     const agent = new Agent();
     const api = createClient({ baseURL: server.url, dispatcher: agent.compose(interceptors.cache()) });
@@ -162,8 +165,7 @@ describe("responseType: 'stream' (undici transport)", () => {
     const body = Buffer.alloc(2 * 1024 * 1024, 101);
     const { api } = await serve((response) => {
       response.writeHead(200, { 'content-length': String(body.length) });
-      for (let at = 0; at < body.length; at += 300_000) response.write(body.subarray(at, at + 300_000));
-      response.end();
+      endInPieces(response, body);
     });
     const kept: Buffer[] = [];
     const keep = (message: unknown) => kept.push((message as { chunk: Buffer }).chunk);
@@ -181,8 +183,7 @@ describe("responseType: 'stream' (undici transport)", () => {
     const body = Buffer.alloc(1024 * 1024, 102);
     const { api } = await serve((response) => {
       response.writeHead(200, { 'content-length': String(body.length), connection: 'close' });
-      for (let at = 0; at < body.length; at += 300_000) response.write(body.subarray(at, at + 300_000));
-      response.end();
+      endInPieces(response, body);
     });
     for (let i = 0; i < 3; i++) {
       const stream = await api.get<ReadableStream<Uint8Array>>(`close-${i}`, { responseType: 'stream' });
