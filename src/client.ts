@@ -355,7 +355,7 @@ export class SluiceClient {
     try {
       pending = this.#start(target, options, body, responseType, headers, call, meta);
     } catch (error) {
-      return Promise.reject(failureOf(error, meta, call));
+      return rejectedWith(error, meta, call);
     }
     return settled(pending, meta, call);
   }
@@ -576,6 +576,15 @@ async function settled(pending: Promise<OfetchResponse>, meta: CallMeta, call: C
     return await pending;
   } catch (error) {
     throw failureOf(error, meta, call);
+  }
+}
+
+/** `failureOf(error)` as a rejection; if making it throws, that rejects instead (as in an async catch). */
+function rejectedWith(error: unknown, meta: CallMeta, call: CallSlot): Promise<never> {
+  try {
+    return Promise.reject(failureOf(error, meta, call));
+  } catch (failure) {
+    return Promise.reject(failure);
   }
 }
 

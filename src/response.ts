@@ -28,8 +28,9 @@ export interface HttpResponseInit {
   /**
    * `body` is a Node stream whose chunks nobody else holds or writes to again (undici's from a dispatcher
    * the undici transport made: each one a view into a socket read). A chunk that is all of its buffer then
-   * goes into `response.body` as it is, the web stream taking its buffer over, instead of as a copy; not
-   * while anything subscribes to undici's `undici:request:bodyChunkReceived` channel, which sees them too.
+   * goes into `response.body` as it is, the web stream taking its buffer over, instead of as a copy. Not
+   * when anything subscribes to undici's `undici:request:bodyChunkReceived` channel (which is given the
+   * same chunks) as the response is made, nor while a chunk is handed out.
    */
   freshChunks?: boolean;
 }
@@ -137,10 +138,19 @@ function webStreamOf(readable: PausableReadable, fresh: boolean): ReadableStream
           fail(readable.errored ?? new Error('the response body was closed before it was read'));
           return;
         }
-        readable.on('data', (chunk) => {
+        readable.on('data', (chunk: unknown) => {
           if (!open) return;
-          if (fresh) handOver(controller, chunk);
-          else if (chunk.byteLength > 0) controller.enqueue(new Uint8Array(chunk));
+          const bytes = bytesOf(chunk);
+          if (bytes === undefined) {
+            // Thrown from here, it would escape the stream's emit and leave the body silently short.
+            fail(new TypeError('a response body chunk must be bytes or a string'));
+            readable.destroy();
+            return;
+          }
+          // A subscriber seen once means copies for the rest of this body.
+          if (fresh && bodyChunks.hasSubscribers) fresh = false;
+          if (fresh) handOver(controller, bytes);
+          else if (bytes.byteLength !== 0) controller.enqueue(new Uint8Array(bytes));
           if ((controller.desiredSize ?? 0) <= 0) readable.pause();
         });
         readable.on('end', () => {
@@ -170,8 +180,7 @@ function webStreamOf(readable: PausableReadable, fresh: boolean): ReadableStream
  */
 function handOver(controller: ReadableByteStreamController, chunk: Uint8Array): void {
   if (chunk.byteLength === 0) return;
-  // Subscribers of undici's body channel were given the same chunk, and may keep it.
-  if (chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && !bodyChunks.hasSubscribers) {
+  if (chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength) {
     try {
       controller.enqueue(chunk);
       return;
@@ -183,6 +192,15 @@ function handOver(controller: ReadableByteStreamController, chunk: Uint8Array): 
 }
 
 const bodyChunks = channel('undici:request:bodyChunkReceived');
+const ENCODER = new TextEncoder();
+
+/** A Node stream's chunk as bytes: a string (a stream with an encoding set) as UTF-8; not bytes at all, `undefined`. */
+function bytesOf(chunk: unknown): Uint8Array | undefined {
+  if (chunk instanceof Uint8Array) return chunk;
+  if (typeof chunk === 'string') return ENCODER.encode(chunk);
+  if (ArrayBuffer.isView(chunk)) return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  return undefined;
+}
 
 const readText = (source: BodySource): Promise<string> => source.text();
 
@@ -266,8 +284,10 @@ export class HttpResponse {
     this.#raw = init.headers;
     this.#source = init.body ?? EMPTY;
     this.#signal = init.signal;
-    // Own only: a polluted Object.prototype must not make a transport's buffers ours to take.
-    this.#fresh = init.freshChunks === true && Object.hasOwn(init, 'freshChunks');
+    // Own only: a polluted Object.prototype must not make a transport's buffers ours to take. Subscribers
+    // of undici's body channel are given each chunk as it arrives, and may keep it: one there when the
+    // response begins (or when a chunk is handed out) means copies.
+    this.#fresh = init.freshChunks === true && Object.hasOwn(init, 'freshChunks') && !bodyChunks.hasSubscribers;
     if (init.body === null) this.#done = true;
   }
 

@@ -116,6 +116,22 @@ describe('createClient options', () => {
     await api.close();
   });
 
+  it('rejects, never throws, even when the error a call fails with cannot be marked', async () => {
+    const api = createClient({ baseURL: server.url });
+    const frozen = Object.freeze(new SluiceError('frozen', { code: 'ERR_FROZEN' }));
+    const headers = {
+      get 'x-trap'(): string {
+        throw frozen;
+      },
+    };
+    let pending: Promise<unknown> | undefined;
+    expect(() => {
+      pending = api.get('a', { headers });
+    }).not.toThrow();
+    await expect(pending).rejects.toBeDefined();
+    await api.close();
+  });
+
   it('a query that cannot be serialized rejects with its own error, before anything is sent', async () => {
     const api = createClient({ baseURL: server.url });
     const error = await api.get('a', { query: { n: 10n as never } }).catch((caught: unknown) => caught);

@@ -300,6 +300,52 @@ describe('HttpResponse.body over a Node stream', () => {
     expect(shared.byteLength).toBe(6);
   });
 
+  it('a stream of strings (an encoding set) gives their UTF-8 bytes; one of objects fails the body, never ends short', async () => {
+    const text = response(Readable.from(['{"a":', '"é"}']));
+    expect(await new Response(text.body).text()).toBe('{"a":"é"}');
+    const objects = response(Readable.from([{ not: 'bytes' }]));
+    await expect(new Response(objects.body).text()).rejects.toThrow('must be bytes or a string');
+  });
+
+  it('fresh chunks: a body channel subscriber there when the response is made means copies, even once it has left', async () => {
+    const chunk = new Uint8Array(8).fill(5);
+    const listener = () => {};
+    subscribe('undici:request:bodyChunkReceived', listener);
+    let answer: HttpResponse;
+    try {
+      answer = response(Readable.from([chunk]), true);
+    } finally {
+      unsubscribe('undici:request:bodyChunkReceived', listener);
+    }
+    expect(new Uint8Array(await new Response(answer.body).arrayBuffer())).toEqual(new Uint8Array(8).fill(5));
+    expect(chunk.byteLength).toBe(8);
+  });
+
+  it('fresh chunks: a body channel subscriber that comes later means copies from then on, after it has left too', async () => {
+    const first = new Uint8Array(4).fill(1);
+    const second = new Uint8Array(4).fill(2);
+    const readable = new Readable({ read() {} });
+    const answer = response(readable, true);
+    const reader = answer.body!.getReader();
+    readable.push(first);
+    expect([...(await reader.read()).value!]).toEqual([1, 1, 1, 1]);
+    expect(first.byteLength).toBe(0);
+    const listener = () => {};
+    subscribe('undici:request:bodyChunkReceived', listener);
+    try {
+      readable.push(second);
+      expect([...(await reader.read()).value!]).toEqual([2, 2, 2, 2]);
+    } finally {
+      unsubscribe('undici:request:bodyChunkReceived', listener);
+    }
+    expect(second.byteLength).toBe(4);
+    // Gone again: it may still hold what it was given, and this body keeps copying.
+    const third = new Uint8Array(4).fill(3);
+    readable.push(third);
+    expect([...(await reader.read()).value!]).toEqual([3, 3, 3, 3]);
+    expect(third.byteLength).toBe(4);
+  });
+
   it('is one stream however often it is asked for', async () => {
     const answer = response(Readable.from([Buffer.from('ab'), Buffer.from('cd')]));
     expect(answer.body).toBe(answer.body);
