@@ -149,8 +149,7 @@ function webStreamOf(readable: PausableReadable, fresh: boolean): ReadableStream
           }
           // A subscriber seen once means copies for the rest of this body.
           if (fresh && bodyChunks.hasSubscribers) fresh = false;
-          if (fresh) handOver(controller, bytes);
-          else if (bytes.byteLength !== 0) controller.enqueue(new Uint8Array(bytes));
+          handOver(controller, bytes, fresh);
           if ((controller.desiredSize ?? 0) <= 0) readable.pause();
         });
         readable.on('end', () => {
@@ -174,13 +173,13 @@ function webStreamOf(readable: PausableReadable, fresh: boolean): ReadableStream
 }
 
 /**
- * Queues a fresh `chunk` on a byte stream without exposing anything beside it: as it is (the stream
- * takes its buffer over) when it is all of its buffer, else as a copy. A buffer that cannot be taken
- * over (WebAssembly memory, a shared one) is copied too. An empty chunk is nothing to queue.
+ * Queues `chunk` on a byte stream without exposing anything beside it: a copy, or, when it is `fresh`
+ * and all of its buffer, the chunk as it is (the stream takes its buffer over). A buffer that cannot be
+ * taken over (WebAssembly memory, a shared one) is copied too. An empty chunk is nothing to queue.
  */
-function handOver(controller: ReadableByteStreamController, chunk: Uint8Array): void {
+function handOver(controller: ReadableByteStreamController, chunk: Uint8Array, fresh: boolean): void {
   if (chunk.byteLength === 0) return;
-  if (chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength) {
+  if (fresh && chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength) {
     try {
       controller.enqueue(chunk);
       return;
