@@ -92,7 +92,10 @@ export interface ChainParts {
 }
 
 export interface Chain {
+  /** One call through the chain. Its failure is what `failure()` makes of it. */
   readonly run: Next;
+  /** What a failed call rejects with: a shutdown's abort is a `ClosedError` once `close()` was called. */
+  failure(request: HttpRequest, error: unknown): unknown;
   readonly transport: Transport;
   /** The client-wide event sink; undefined when nobody listens. */
   readonly events: EventSink | undefined;
@@ -218,22 +221,20 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
     throw new ConfigError((error as Error).message);
   }
   const tracedRun = traced(tel ? tel.call(composed) : composed);
-  const run: Next = (request) => {
-    if (closing) return Promise.reject(closed(request));
-    // A call in flight when close() ended its token request or its connection fails as ClosedError too,
-    // not as an abort the caller never asked for.
-    return tracedRun(request).catch((error: unknown) => {
+  const run: Next = (request) => (closing ? Promise.reject(closed(request)) : tracedRun(request));
+  return {
+    run,
+    failure(request, error) {
+      // A call in flight when close() ended its token request or its connection fails as ClosedError,
+      // not as an abort the caller never asked for.
       const shutDown =
         closing &&
         !request.signal?.aborted &&
         error instanceof SluiceError &&
         (error.code === 'ABORTED' || error.code === 'ERR_CLIENT_CLOSED') &&
         !(error instanceof ClosedError);
-      throw shutDown ? closed(request, error) : error;
-    });
-  };
-  return {
-    run,
+      return shutDown ? closed(request, error) : error;
+    },
     transport,
     get events() {
       return events();

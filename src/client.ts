@@ -8,14 +8,7 @@ import { ConfigError, HttpError, httpErrorFor, SluiceError } from './errors.js';
 import { parseJson, type RequestMeta, toSluiceError } from './normalize.js';
 import { checkNames, defaultHeaders, headersInit, own, ownValue } from './own.js';
 import { type PaginateOptions, paginate } from './paginate.js';
-import {
-  type CallOptions,
-  type CallState,
-  HttpRequest,
-  REQUEST_OPTIONS,
-  type RequestBody,
-  resolveURL,
-} from './request.js';
+import { type CallOptions, HttpRequest, REQUEST_OPTIONS, type RequestBody, resolveURL } from './request.js';
 import type { HttpResponse } from './response.js';
 import type { EventSink, HeadersInput } from './types.js';
 
@@ -82,7 +75,8 @@ interface CallSlot {
   options: CallOptions;
   context: Record<string, unknown> | undefined;
   response: HttpResponse | undefined;
-  state: CallState | undefined;
+  /** The request the chain was given, once it was. */
+  request: HttpRequest | undefined;
 }
 
 const JSON_TYPE = /^application\/(?:[\w!#$%&*.^`~-]*\+)?json/i;
@@ -223,7 +217,7 @@ export class SluiceClient {
         context: call.context,
         events: events(),
       });
-      call.state = request.state;
+      call.request = request;
       const stream = init.responseType === 'stream';
       return run(request).then((response) => {
         call.response = response;
@@ -340,7 +334,7 @@ export class SluiceClient {
         options: callOptionsOf(options, this.#defaults),
         context: ownValue(options, 'context'),
         response: undefined,
-        state: undefined,
+        request: undefined,
       };
       meta = new CallMeta(method.toUpperCase(), url, this.#baseURL);
       const query = ownValue(options, 'query');
@@ -355,9 +349,9 @@ export class SluiceClient {
     try {
       pending = this.#start(target, options, body, responseType, headers, call, meta);
     } catch (error) {
-      return rejectedWith(error, meta, call);
+      return rejectedWith(error, meta, call, this.#chain);
     }
-    return settled(pending, meta, call);
+    return settled(pending, meta, call, this.#chain);
   }
 
   #start(
@@ -571,26 +565,33 @@ function decode(text: string, response: HttpResponse | undefined, meta: RequestM
 const THIS_FILE = fileURLToPath(import.meta.url);
 
 /** A call's answer; a failure becomes the `SluiceError` the caller gets, with the call's site on it. */
-async function settled(pending: Promise<OfetchResponse>, meta: CallMeta, call: CallSlot): Promise<OfetchResponse> {
+async function settled(
+  pending: Promise<OfetchResponse>,
+  meta: CallMeta,
+  call: CallSlot,
+  chain: Chain,
+): Promise<OfetchResponse> {
   try {
     return await pending;
   } catch (error) {
-    throw failureOf(error, meta, call);
+    throw failureOf(error, meta, call, chain);
   }
 }
 
 /** `failureOf(error)` as a rejection; if making it throws, that rejects instead (as in an async catch). */
-function rejectedWith(error: unknown, meta: CallMeta, call: CallSlot): Promise<never> {
+function rejectedWith(error: unknown, meta: CallMeta, call: CallSlot, chain: Chain): Promise<never> {
   try {
-    return Promise.reject(failureOf(error, meta, call));
+    return Promise.reject(failureOf(error, meta, call, chain));
   } catch (failure) {
     return Promise.reject(failure);
   }
 }
 
-function failureOf(error: unknown, meta: CallMeta, call: CallSlot): SluiceError {
-  const failure = unwrap(error, meta, call.response);
-  const attempts = call.state?.attempts ?? 0;
+function failureOf(error: unknown, meta: CallMeta, call: CallSlot, chain: Chain): SluiceError {
+  const request = call.request;
+  let failure = unwrap(error, meta, call.response);
+  if (request) failure = chain.failure(request, failure) as SluiceError;
+  const attempts = request?.state.attempts ?? 0;
   if (failure.attempts < attempts) failure.attempts = attempts;
   markCallSite(failure);
   return failure;

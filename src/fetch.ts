@@ -54,7 +54,13 @@ export function createFetch(
       options: STREAM_OPTIONS,
       events: chain.events,
     });
-    return toWebResponse(await chain.run(request));
+    let response: HttpResponse;
+    try {
+      response = await chain.run(request);
+    } catch (error) {
+      throw chain.failure(request, error);
+    }
+    return toWebResponse(response);
   }
   return Object.assign(sluiceFetch as typeof globalThis.fetch, { close: () => chain.close(), auth: chain.auth });
 }

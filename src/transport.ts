@@ -108,12 +108,8 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
     } catch (error) {
       return Promise.reject(error);
     }
-    const stream = request.options.streamBody === true;
-    const rejected = (error: unknown): Promise<never> => {
-      clock?.stop();
-      return Promise.reject(toSluiceError(error, request, clock ?? request.signal));
-    };
-    let pending: Promise<Dispatcher.ResponseData>;
+    const exchange = new Exchange(request, clock, request.options.streamBody === true, fresh);
+    const answer = exchange.answer();
     try {
       const [origin, path] = splitURL(request.url);
       const options = new DispatchRequest(
@@ -123,31 +119,15 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
         headers,
         body as DispatchRequest['body'],
         clock ?? request.signal ?? null,
+        exchange,
       );
       // A streamed body outlives the attempt; undici's idle timer guards it instead.
-      if (stream && request.timeout) options.bodyTimeout = clampDelay(request.timeout.limit);
-      pending = dispatcher.request(options as unknown as Dispatcher.RequestOptions);
+      if (exchange.stream && request.timeout) options.bodyTimeout = clampDelay(request.timeout.limit);
+      dispatcher.request(options as unknown as Dispatcher.RequestOptions<Exchange>, answered);
     } catch (error) {
-      return rejected(error);
+      exchange.failed(error);
     }
-    return pending.then((response) => {
-      const result = new HttpResponse({
-        status: response.statusCode,
-        headers: response.headers,
-        url: request.url,
-        body: response.body as unknown as BodySource,
-        request,
-        signal: clock ?? request.signal,
-        freshChunks: fresh,
-      });
-      if (clock) {
-        if (stream) {
-          clock.disarm();
-          response.body.once('close', clock.stop);
-        } else result.onSettled(clock.stop);
-      }
-      return result;
-    }, rejected);
+    return answer;
   }
 
   return {
@@ -156,6 +136,80 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
       if (!given) await dispatcher.close();
     },
   };
+}
+
+/**
+ * One attempt waiting for undici's answer. undici hands it back as `opaque` to one shared callback
+ * (`answered`): while the answer is awaited, an attempt holds this object and its promise, not
+ * undici's promise plus a `.then` continuation of closures.
+ */
+class Exchange {
+  readonly request: HttpRequest;
+  readonly clock: AttemptClock | undefined;
+  readonly stream: boolean;
+  readonly fresh: boolean;
+  #resolve!: (response: HttpResponse) => void;
+  #reject!: (error: unknown) => void;
+  constructor(request: HttpRequest, clock: AttemptClock | undefined, stream: boolean, fresh: boolean) {
+    this.request = request;
+    this.clock = clock;
+    this.stream = stream;
+    this.fresh = fresh;
+  }
+
+  answer(): Promise<HttpResponse> {
+    return new Promise<HttpResponse>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+  }
+
+  /** The response head arrived. */
+  succeeded(response: Dispatcher.ResponseData<Exchange>): void {
+    const { request, clock } = this;
+    const result = new HttpResponse({
+      status: response.statusCode,
+      headers: response.headers,
+      url: request.url,
+      body: response.body as unknown as BodySource,
+      request,
+      signal: clock ?? request.signal,
+      freshChunks: this.fresh,
+    });
+    if (clock) {
+      if (this.stream) {
+        clock.disarm();
+        response.body.once('close', clock.stop);
+      } else result.onSettled(clock.stop);
+    }
+    this.#resolve(result);
+  }
+
+  /** The attempt failed before a response head (or sending it threw). */
+  failed(error: unknown): void {
+    const { request, clock } = this;
+    clock?.stop();
+    this.#reject(toSluiceError(error, request, clock ?? request.signal));
+  }
+}
+
+/**
+ * undici's callback for every attempt (one function, the attempt passed back as `opaque`). It runs
+ * inside undici's parser: nothing may be thrown back into it.
+ */
+function answered(error: Error | null, data: Dispatcher.ResponseData<Exchange>): void {
+  const exchange = data.opaque;
+  if (error) {
+    exchange.failed(error);
+    return;
+  }
+  try {
+    exchange.succeeded(data);
+  } catch (cause) {
+    // The response was not handed over: its body is dropped so the connection is not held.
+    data.body?.destroy();
+    exchange.failed(cause);
+  }
 }
 
 /**
@@ -171,6 +225,8 @@ class DispatchRequest {
   readonly headers: Headers | HeaderFields;
   readonly body: NonNullable<Dispatcher.DispatchOptions['body']> | null | undefined;
   readonly signal: AttemptClock | AbortSignal | null;
+  /** Handed back to `answered` by undici. */
+  readonly opaque: Exchange;
   bodyTimeout: number | undefined = undefined;
   constructor(
     origin: string,
@@ -179,6 +235,7 @@ class DispatchRequest {
     headers: Headers | HeaderFields,
     body: DispatchRequest['body'],
     signal: DispatchRequest['signal'],
+    opaque: Exchange,
   ) {
     this.origin = origin;
     this.path = path;
@@ -186,6 +243,7 @@ class DispatchRequest {
     this.headers = headers;
     this.body = body;
     this.signal = signal;
+    this.opaque = opaque;
   }
 }
 Object.setPrototypeOf(DispatchRequest.prototype, null);

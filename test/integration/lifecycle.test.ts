@@ -66,6 +66,13 @@ describe('close()', () => {
       const error = await retry;
       expect(error).toBeInstanceOf(ClosedError);
       expect(api.counts.ok).toBe(0);
+
+      // createFetch's function too: its close() while a call waits for a token.
+      const fetcher = createFetch({ transport, auth: { grant, origins: [api.url] } });
+      const fetched = fetcher(`${api.url}/items/3`).catch((caught: unknown) => caught);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await fetcher.close();
+      expect(await fetched).toBeInstanceOf(ClosedError);
     } finally {
       for (const close of closers) await close();
     }
