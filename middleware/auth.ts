@@ -1,3 +1,4 @@
+import { builtIn } from '../src/compose.js';
 import { ConfigError } from '../src/errors.js';
 import type { Placement, StaticCredential } from '../src/grants.js';
 import { placementOf as ownPlacement } from '../src/own.js';
@@ -80,10 +81,10 @@ export function auth({ credential, origins }: AuthMiddlewareOptions): Middleware
   if ('static' in credential) {
     const { value } = credential;
     const placement = ownPlacement(credential.placement);
-    return function attachStatic(request, next) {
+    return builtIn(function attachStatic(request, next) {
       if (request.options.auth === false || !isAllowed(request.url)) return next(request);
       return next(place(request, placement, value));
-    };
+    });
   }
   const manager = credential;
   const fixed = manager.grant.placement && ownPlacement(manager.grant.placement);
@@ -112,7 +113,7 @@ export function auth({ credential, origins }: AuthMiddlewareOptions): Middleware
   };
   const sendWith = rotates ? sendAndRotate : send;
   // No async frame while a token is at hand (nearly every call): its promise is the transport's own.
-  return function attachToken(request, next) {
+  return builtIn(function attachToken(request, next) {
     if (request.options.auth === false || !isAllowed(request.url)) return next(request);
     try {
       const tokens = manager.current();
@@ -121,5 +122,5 @@ export function auth({ credential, origins }: AuthMiddlewareOptions): Middleware
       return Promise.reject(error);
     }
     return manager.token(request).then((fetched) => sendWith(request, next, fetched));
-  };
+  });
 }

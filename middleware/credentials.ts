@@ -1,3 +1,4 @@
+import { builtIn } from '../src/compose.js';
 import { isSecretName } from '../src/redact.js';
 import type { Middleware } from '../src/types.js';
 import { originGuard } from './auth.js';
@@ -19,7 +20,7 @@ export function bindCredentials({ origins, names = [] }: BindCredentialsOptions)
   const isAllowed = originGuard(origins);
   const extra = new Set(names.filter((name) => typeof name === 'string').map((name) => name.toLowerCase()));
   const carries = (name: string) => extra.has(name.toLowerCase()) || isSecretName(name);
-  return function bindToOrigins(request, next) {
+  return builtIn(function bindToOrigins(request, next) {
     if (isAllowed(request.url)) return next(request);
     let headers: Headers | undefined;
     for (const [name] of request.headers) {
@@ -35,5 +36,5 @@ export function bindCredentials({ origins, names = [] }: BindCredentialsOptions)
     }
     if (!headers && url === request.url) return next(request);
     return next(request.with({ url, ...(headers ? { headers } : {}) }));
-  };
+  });
 }

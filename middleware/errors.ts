@@ -1,4 +1,4 @@
-import { forward } from '../src/compose.js';
+import { after, builtIn, forward } from '../src/compose.js';
 import { httpErrorFor, RateLimitError, type SluiceError } from '../src/errors.js';
 import { toSluiceError } from '../src/normalize.js';
 import { own } from '../src/own.js';
@@ -61,13 +61,22 @@ export interface ErrorsOptions {
  */
 export function errors(options: ErrorsOptions = {}): Middleware {
   const { isError = (response: HttpResponse) => response.status >= 400 } = own(options);
-  // Not async: while the answer is awaited, a call holds a promise here, not a suspended function.
-  return function normalizeErrors(request, next) {
-    return forward(next, request).then(
-      (response) => (isError(response) ? toHttpError(response, request).then(reject) : response),
-      (cause: unknown) => reject(normalized(cause, request)),
-    );
-  };
+  // Not async: while the answer is awaited, a call holds a step on the answer, not a suspended function.
+  return builtIn(function normalizeErrors(request, next) {
+    return after(forward(next, request), next, checked, failed, request, isError);
+  });
+}
+
+function checked(
+  response: HttpResponse,
+  request: HttpRequest,
+  isError: (response: HttpResponse) => boolean,
+): HttpResponse | Promise<HttpResponse> {
+  return isError(response) ? toHttpError(response, request).then(reject) : response;
+}
+
+function failed(cause: unknown, request: HttpRequest): never {
+  return reject(normalized(cause, request));
 }
 
 function normalized(cause: unknown, request: HttpRequest): SluiceError {

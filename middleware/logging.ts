@@ -1,4 +1,5 @@
 import { Console } from 'node:console';
+import { builtIn } from '../src/compose.js';
 import { own } from '../src/own.js';
 import { redactHeaders, redactText, redactUrl, redactValue } from '../src/redact.js';
 import type { HttpRequest } from '../src/request.js';
@@ -150,7 +151,7 @@ export function logging(given: LoggingOptions): Middleware {
     }
     return tee;
   };
-  return function logRequests(request, next) {
+  return builtIn(function logRequests(request, next) {
     if (level === 'debug') {
       logger.debug(
         {
@@ -165,5 +166,5 @@ export function logging(given: LoggingOptions): Middleware {
       );
     }
     return next(request.with({ events: sinkFor(request.events) }));
-  };
+  });
 }

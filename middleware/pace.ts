@@ -1,3 +1,4 @@
+import { builtIn } from '../src/compose.js';
 import { httpErrorFor } from '../src/errors.js';
 import { HttpResponse } from '../src/response.js';
 import type { Middleware } from '../src/types.js';
@@ -26,7 +27,7 @@ function originOf(url: string): string {
  */
 export function pace({ mode, now = Date.now }: PaceOptions): Middleware {
   const until = new Map<string, number>();
-  return async function paced(request, next) {
+  return builtIn(async function paced(request, next) {
     const origin = originOf(request.url);
     const blocked = until.get(origin);
     if (blocked !== undefined) {
@@ -70,5 +71,5 @@ export function pace({ mode, now = Date.now }: PaceOptions): Middleware {
       }
     }
     return response;
-  };
+  });
 }

@@ -1,4 +1,4 @@
-import { forward } from '../src/compose.js';
+import { after, builtIn, forward } from '../src/compose.js';
 import { BodyNotReplayableError, ConfigError, SluiceError } from '../src/errors.js';
 import { own } from '../src/own.js';
 import { isSecretName, redactUrl } from '../src/redact.js';
@@ -28,12 +28,13 @@ export function redirects(options: RedirectsOptions = {}): Middleware {
   const { max = 10, crossOriginBody = false } = own(options);
   if (!Number.isInteger(max) || max < 0)
     throw new ConfigError(`redirects.max must be a non-negative integer, got ${max}`);
-  // Not async: while the answer is awaited, a call holds a promise here, not a suspended function.
-  return function followRedirects(request, next) {
-    return forward(next, request).then((response) =>
-      isRedirect(response) ? follow(request, next, response) : response,
-    );
-  };
+  // One step for every call (made once here): it gets the call's request and next from the answer.
+  const answered = (response: HttpResponse, request: HttpRequest, next: Next) =>
+    isRedirect(response) ? follow(request, next, response) : response;
+  // Not async: while the answer is awaited, a call holds a step on the answer, not a suspended function.
+  return builtIn(function followRedirects(request, next) {
+    return after(forward(next, request), next, answered, undefined, request, next);
+  });
 
   async function follow(request: HttpRequest, next: Next, first: HttpResponse): Promise<HttpResponse> {
     let current = request;

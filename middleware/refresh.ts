@@ -1,5 +1,5 @@
 import { canResend } from '../src/body.js';
-import { forward } from '../src/compose.js';
+import { after, builtIn, forward } from '../src/compose.js';
 import { AuthError, BodyNotReplayableError, ConfigError } from '../src/errors.js';
 import { redactUrl } from '../src/redact.js';
 import type { HttpRequest } from '../src/request.js';
@@ -126,14 +126,15 @@ export function refresh({ manager, origins, statuses = [401], shouldRefresh, sch
   const isAllowed = originGuard(origins);
   const refusals = new Set(statuses);
   const ours = scheme?.toLowerCase();
-  // Not async: while the answer is awaited, a call holds a promise here, not a suspended function.
-  return function refreshOnRefusal(request, next) {
-    return forward(next, request).then((response) =>
-      !refusals.has(response.status) || request.options.auth === false || !isAllowed(response.url)
-        ? response
-        : onRefusal(request, next, response),
-    );
-  };
+  // One step for every call (made once here): it gets the call's request and next from the answer.
+  const answered = (response: HttpResponse, request: HttpRequest, next: Next) =>
+    !refusals.has(response.status) || request.options.auth === false || !isAllowed(response.url)
+      ? response
+      : onRefusal(request, next, response);
+  // Not async: while the answer is awaited, a call holds a step on the answer, not a suspended function.
+  return builtIn(function refreshOnRefusal(request, next) {
+    return after(forward(next, request), next, answered, undefined, request, next);
+  });
 
   async function onRefusal(request: HttpRequest, next: Next, response: HttpResponse): Promise<HttpResponse> {
     const header = response.header('www-authenticate');

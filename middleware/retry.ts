@@ -1,5 +1,6 @@
 import pRetry from 'p-retry';
 import { canResend } from '../src/body.js';
+import { after, builtIn } from '../src/compose.js';
 import {
   AbortError,
   AuthError,
@@ -133,6 +134,37 @@ const RETRY_OPTIONS: ReadonlySet<string> = new Set([
   'random',
 ]);
 
+/** One call's retry settings, carried with its first answer. */
+class RetryCall {
+  readonly request: HttpRequest;
+  readonly next: Next;
+  readonly attemptMs: number;
+  readonly deadlineAt: number;
+  readonly totalMs: number;
+  readonly retries: number;
+  readonly idempotent: boolean;
+  readonly keyed: boolean;
+  constructor(
+    request: HttpRequest,
+    next: Next,
+    attemptMs: number,
+    deadlineAt: number,
+    totalMs: number,
+    retries: number,
+    idempotent: boolean,
+    keyed: boolean,
+  ) {
+    this.request = request;
+    this.next = next;
+    this.attemptMs = attemptMs;
+    this.deadlineAt = deadlineAt;
+    this.totalMs = totalMs;
+    this.retries = retries;
+    this.idempotent = idempotent;
+    this.keyed = keyed;
+  }
+}
+
 export function retry(given: RetryOptions = {}): Middleware {
   const options = own(given);
   checkNames('retry', options, RETRY_OPTIONS);
@@ -162,8 +194,8 @@ export function retry(given: RetryOptions = {}): Middleware {
     (idempotent && (statusSet.has(response.status) || (keyed && response.status === 409) || isRateLimit(response))) ||
     PACED.has(response);
 
-  // Not async: while the first answer is awaited, a call holds a promise here, not a suspended function.
-  return function retrying(request, next) {
+  // Not async: while the first answer is awaited, a call holds a step on the answer, not a suspended function.
+  return builtIn(function retrying(request, next) {
     const attemptMs = request.options.timeout ?? timeout;
     const totalMs = request.options.deadline ?? deadline;
     const deadlineAt = performance.now() + totalMs;
@@ -174,24 +206,18 @@ export function retry(given: RetryOptions = {}): Middleware {
     // The first attempt runs directly, before anything else is built: p-retry's set-up costs more than
     // the rest of the chain, and nearly every call succeeds at once. p-retry takes over from the first
     // failure.
-    return runAttempt(request, next, attemptMs, deadlineAt, totalMs).then(
-      (response) =>
-        retryable(response, idempotent, keyed)
-          ? retryAfter(
-              new RetryableResponse(response),
-              request,
-              next,
-              attemptMs,
-              deadlineAt,
-              totalMs,
-              retries,
-              idempotent,
-              keyed,
-            )
-          : response,
-      (error: unknown) => retryAfter(error, request, next, attemptMs, deadlineAt, totalMs, retries, idempotent, keyed),
-    );
-  };
+    const call = new RetryCall(request, next, attemptMs, deadlineAt, totalMs, retries, idempotent, keyed);
+    return after(runAttempt(request, next, attemptMs, deadlineAt, totalMs), next, answered, failed, call, undefined);
+  });
+
+  // The first attempt's steps (made once here): the call's settings come with its answer.
+  function answered(response: HttpResponse, call: RetryCall): HttpResponse | Promise<HttpResponse> {
+    return retryable(response, call.idempotent, call.keyed) ? failed(new RetryableResponse(response), call) : response;
+  }
+  function failed(error: unknown, call: RetryCall): Promise<HttpResponse> {
+    const { request, next, attemptMs, deadlineAt, totalMs, retries, idempotent, keyed } = call;
+    return retryAfter(error, request, next, attemptMs, deadlineAt, totalMs, retries, idempotent, keyed);
+  }
 
   // After a failed first attempt only: the closures here cost every call a heap context otherwise.
   async function retryAfter(

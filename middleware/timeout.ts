@@ -1,4 +1,4 @@
-import { forward } from '../src/compose.js';
+import { after, builtIn, forward } from '../src/compose.js';
 import { ConfigError, TimeoutError } from '../src/errors.js';
 import { toSluiceError } from '../src/normalize.js';
 import { own } from '../src/own.js';
@@ -52,11 +52,16 @@ export function runAttempt(
             limit: kind === 'attempt' ? timeoutMs : deadlineMs,
           },
         });
-  // Not async: while the answer is awaited, a call holds a promise here, not a suspended function.
+  // Not async: while the answer is awaited, a call holds a step on the answer, not a suspended function.
   const sent = forward(next, timed);
   if (request.options.streamBody) return sent;
   const maxBytes = request.options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
-  return sent.then((response) => (response.status < 400 ? response.buffer(maxBytes).then(() => response) : response));
+  return after(sent, next, buffered, undefined, maxBytes, undefined);
+}
+
+/** The answer with its body read into memory (up to `maxBytes`), unless it is an error status. */
+function buffered(response: HttpResponse, maxBytes: number): HttpResponse | Promise<HttpResponse> {
+  return response.status < 400 ? response.buffer(maxBytes).then(() => response) : response;
 }
 
 export interface TimeoutOptions {
@@ -71,8 +76,8 @@ export function timeout(options: TimeoutOptions = {}): Middleware {
   const { timeout = 30_000, deadline = Number.POSITIVE_INFINITY } = own(options);
   checkDuration('timeout', timeout);
   checkDuration('deadline', deadline);
-  return function withTimeout(request, next) {
+  return builtIn(function withTimeout(request, next) {
     const total = request.options.deadline ?? deadline;
     return runAttempt(request, next, request.options.timeout ?? timeout, performance.now() + total, total);
-  };
+  });
 }

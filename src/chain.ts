@@ -11,7 +11,7 @@ import { keyvTokenStore } from '../stores/keyv.js';
 import { memoryLock } from '../stores/memory-lock.js';
 import { type AuthControl, type AuthOptions, buildAuthLayers } from './auth-setup.js';
 import { eventsSubscribed, publishEvent, traced } from './channels.js';
-import { compose, instrument } from './compose.js';
+import { builtIn, compose, instrument, isPure, markPure } from './compose.js';
 import { ClosedError, ConfigError, SluiceError } from './errors.js';
 import { own } from './own.js';
 import { addSecretNames } from './redact.js';
@@ -216,12 +216,14 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
   let composed: Next;
   try {
     const attempt = instrument(send);
-    composed = compose(list, tel ? tel.attempt(attempt) : attempt);
+    composed = compose(list, builtIn(tel ? tel.attempt(attempt) : attempt));
   } catch (error) {
     throw new ConfigError((error as Error).message);
   }
   const tracedRun = traced(tel ? tel.call(composed) : composed);
   const run: Next = (request) => (closing ? Promise.reject(closed(request)) : tracedRun(request));
+  // The whole chain is Sluice's own: the caller may add its step to the answer too (see `after`).
+  if (isPure(composed)) markPure(run);
   return {
     run,
     failure(request, error) {

@@ -4,6 +4,7 @@ import { withBase, withQuery } from 'ufo';
 import type { AuthControl, AuthOptions } from './auth-setup.js';
 import { bufferBody } from './body.js';
 import { buildChain, type Chain, type ChainOptions } from './chain.js';
+import { after } from './compose.js';
 import { ConfigError, HttpError, httpErrorFor, SluiceError } from './errors.js';
 import { parseJson, type RequestMeta, toSluiceError } from './normalize.js';
 import { checkNames, defaultHeaders, headersInit, own, ownValue } from './own.js';
@@ -218,11 +219,7 @@ export class SluiceClient {
         events: events(),
       });
       call.request = request;
-      const stream = init.responseType === 'stream';
-      return run(request).then((response) => {
-        call.response = response;
-        return new OfetchResponse(response, stream);
-      });
+      return after(run(request), run, answered, undefined, call, init.responseType === 'stream');
     };
     // Not async: while the answer is awaited, a call holds a promise here, not a suspended function.
     const chainFetch = (target: ResolvedURL, init: OfetchCall): Promise<OfetchResponse> => {
@@ -396,6 +393,12 @@ export class SluiceClient {
 }
 
 const dataOf = (view: OfetchResponse): unknown => view._data;
+
+/** The chain's answer for ofetch, kept on the call for its errors. */
+function answered(response: HttpResponse, call: CallSlot, stream: boolean): OfetchResponse {
+  call.response = response;
+  return new OfetchResponse(response, stream);
+}
 
 /** A resolved URL, as an object: ofetch resolves only string requests (see the constructor). */
 class ResolvedURL {

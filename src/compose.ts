@@ -4,12 +4,137 @@ import type { HttpRequest } from './request.js';
 import type { HttpResponse } from './response.js';
 import type { EventSink, Middleware, Next } from './types.js';
 
+/** Sluice's own middleware (and chain terminal): none of them keeps the promise it hands up for itself. */
+const OURS = new WeakSet<object>();
+
+/** `next` functions below which, down to the transport, every layer is Sluice's own. */
+const PURE = new WeakSet<Next>();
+
+/** Marks a middleware (or a chain's terminal) as Sluice's own: see `after`. */
+export function builtIn<T extends Middleware | Next>(fn: T): T {
+  OURS.add(fn);
+  return fn;
+}
+
+/** Marks `next` as leading only through Sluice's own layers (the chain does this for its entry point). */
+export function markPure(next: Next): Next {
+  PURE.add(next);
+  return next;
+}
+
+export function isPure(next: Next): boolean {
+  return PURE.has(next);
+}
+
 /** Outermost first: array order is wrapping order. Unlike koa-compose, `next` may be called more than once. */
 export function compose(middleware: readonly Middleware[], terminal: Next): Next {
   for (const fn of middleware) {
     if (typeof fn !== 'function') throw new TypeError('compose: every middleware must be a function');
   }
-  return middleware.reduceRight<Next>((next, fn) => (request) => fn(request, next), terminal);
+  let next = terminal;
+  let pure = OURS.has(terminal);
+  if (pure) PURE.add(terminal);
+  for (let i = middleware.length - 1; i >= 0; i--) {
+    const fn = middleware[i]!;
+    const below = next;
+    next = (request) => fn(request, below);
+    pure &&= OURS.has(fn);
+    if (pure) PURE.add(next);
+  }
+  return next;
+}
+
+type Step = (value: never, a: never, b: never) => HttpResponse | Promise<HttpResponse>;
+
+/**
+ * What the layers that only look at an attempt's answer (the attempt report, redirects, refresh, the
+ * body read, retry, errors) do with it, in one continuation instead of a `.then` each: while a call
+ * waits, it holds one promise and this list, and the answer goes up through every step in one
+ * microtask. The steps run bottom-up and see what a `.then` chain would have given them; a step that
+ * returns a promise (a body read, a retry) holds the rest until it settles.
+ */
+class Answer {
+  readonly promise: Promise<HttpResponse>;
+  started = false;
+  // Four slots a step (on answer, on failure, a, b), room for the default chain's seven made at once.
+  readonly #steps: unknown[] = new Array(28);
+  #length = 0;
+
+  constructor(sent: Promise<HttpResponse>) {
+    this.promise = sent.then(
+      (response) => this.#run(response, false, 0),
+      (error: unknown) => this.#run(error, true, 0),
+    );
+  }
+
+  add(onFulfilled: Step | undefined, onRejected: Step | undefined, a: unknown, b: unknown): void {
+    const steps = this.#steps;
+    const at = this.#length;
+    steps[at] = onFulfilled;
+    steps[at + 1] = onRejected;
+    steps[at + 2] = a;
+    steps[at + 3] = b;
+    this.#length = at + 4;
+  }
+
+  #run(given: unknown, rejected: boolean, from: number): HttpResponse | Promise<HttpResponse> {
+    this.started = true;
+    if (latest === this) latest = undefined;
+    const steps = this.#steps;
+    const length = this.#length;
+    let value = given;
+    let failed = rejected;
+    for (let i = from; i < length; i += 4) {
+      const step = steps[failed ? i + 1 : i] as ((value: unknown, a: unknown, b: unknown) => unknown) | undefined;
+      if (step === undefined) continue;
+      try {
+        const out = step(value, steps[i + 2], steps[i + 3]);
+        if (out instanceof Promise) {
+          const rest = i + 4;
+          if (rest === length) return out as Promise<HttpResponse>;
+          return out.then(
+            (response: HttpResponse) => this.#run(response, false, rest),
+            (error: unknown) => this.#run(error, true, rest),
+          );
+        }
+        value = out;
+        failed = false;
+      } catch (error) {
+        value = error;
+        failed = true;
+      }
+    }
+    if (failed) throw value;
+    return value as HttpResponse;
+  }
+}
+
+/** The answer made last: the layers above the one that made it add their steps to it. */
+let latest: Answer | undefined;
+
+/**
+ * `sent.then(onFulfilled, onRejected)`, with `a` and `b` handed to them, for a layer whose `next`
+ * gave `sent`. When `sent` is the promise of an answer a layer below made, with only Sluice's own
+ * layers in between (none of which keeps that promise for itself) and before the answer came, the
+ * step joins that answer and `sent` itself is returned: no promise, reaction or closure of its own.
+ */
+export function after<A, B, T = HttpResponse>(
+  sent: Promise<HttpResponse>,
+  next: Next,
+  onFulfilled: ((response: HttpResponse, a: A, b: B) => T | Promise<T>) | undefined,
+  onRejected: ((error: unknown, a: A, b: B) => T | Promise<T>) | undefined,
+  a: A,
+  b: B,
+): Promise<T> {
+  const answer = latest;
+  if (answer !== undefined && answer.promise === sent && !answer.started && PURE.has(next)) {
+    answer.add(onFulfilled as Step | undefined, onRejected as Step | undefined, a, b);
+    return sent as unknown as Promise<T>;
+  }
+  const made = new Answer(sent);
+  made.add(onFulfilled as Step | undefined, onRejected as Step | undefined, a, b);
+  latest = made;
+  return made.promise as unknown as Promise<T>;
 }
 
 /**
@@ -38,39 +163,58 @@ export function instrument(send: Next): Next {
   };
 }
 
-// Not async, like the rest of the hot path: while the answer is awaited, a call holds two closures
-// here, not a suspended function. A sink that throws on the answer fails the attempt, as it would in
-// an async function's try block.
+/** One attempt being reported: what its `attempt` event needs once the answer comes. */
+class AttemptReport {
+  readonly request: HttpRequest;
+  readonly events: EventSink;
+  readonly attempt: number;
+  readonly started: number;
+  constructor(request: HttpRequest, events: EventSink, attempt: number, started: number) {
+    this.request = request;
+    this.events = events;
+    this.attempt = attempt;
+    this.started = started;
+  }
+}
+
+// Not async, like the rest of the hot path: while the answer is awaited, a call holds this report
+// and its step, not a suspended function. A sink that throws on the answer fails the attempt, as it
+// would in an async function's try block.
 function reported(send: Next, request: HttpRequest, events: EventSink, attempt: number): Promise<HttpResponse> {
-  const started = performance.now();
-  const failed = (cause: unknown): never => {
-    const error = toSluiceError(cause, request, request.signal);
-    events({
+  const report = new AttemptReport(request, events, attempt, performance.now());
+  return after(forward(send, request), send, reportAnswer, reportFailure, report, undefined);
+}
+
+function reportAnswer(response: HttpResponse, report: AttemptReport): HttpResponse {
+  const { request } = report;
+  try {
+    report.events({
       type: 'attempt',
       requestId: request.state.id,
       method: request.method,
       url: redactUrl(request.url),
-      attempt,
-      durationMs: performance.now() - started,
-      error,
+      attempt: report.attempt,
+      status: response.status,
+      durationMs: performance.now() - report.started,
+      responseRequestId: response.header('x-request-id') ?? undefined,
     });
-    throw error;
-  };
-  return forward(send, request).then((response) => {
-    try {
-      events({
-        type: 'attempt',
-        requestId: request.state.id,
-        method: request.method,
-        url: redactUrl(request.url),
-        attempt,
-        status: response.status,
-        durationMs: performance.now() - started,
-        responseRequestId: response.header('x-request-id') ?? undefined,
-      });
-    } catch (cause) {
-      failed(cause);
-    }
-    return response;
-  }, failed);
+  } catch (cause) {
+    reportFailure(cause, report);
+  }
+  return response;
+}
+
+function reportFailure(cause: unknown, report: AttemptReport): never {
+  const { request } = report;
+  const error = toSluiceError(cause, request, request.signal);
+  report.events({
+    type: 'attempt',
+    requestId: request.state.id,
+    method: request.method,
+    url: redactUrl(request.url),
+    attempt: report.attempt,
+    durationMs: performance.now() - report.started,
+    error,
+  });
+  throw error;
 }
