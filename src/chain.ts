@@ -11,7 +11,7 @@ import { keyvTokenStore } from '../stores/keyv.js';
 import { memoryLock } from '../stores/memory-lock.js';
 import { type AuthControl, type AuthOptions, buildAuthLayers } from './auth-setup.js';
 import { eventsSubscribed, publishEvent, traced } from './channels.js';
-import { builtIn, compose, instrument, isPure, markPure } from './compose.js';
+import { builtIn, compose, forgetLatest, instrument, isOurs, isPure, markPure } from './compose.js';
 import { ClosedError, ConfigError, SluiceError } from './errors.js';
 import { own } from './own.js';
 import { addSecretNames } from './redact.js';
@@ -211,8 +211,17 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
   let closing: Promise<void> | undefined;
   const closed = (request: HttpRequest, cause?: unknown) =>
     new ClosedError({ method: request.method, url: request.url, attempts: request.state.attempts, cause });
-  // A retry, redirect hop or re-issue due after close() is not sent: it fails as ClosedError.
-  const send: Next = (request) => (closing ? Promise.reject(closed(request)) : transport.send(request));
+  // A retry, redirect hop or re-issue due after close() is not sent: it fails as ClosedError. A
+  // transport of Sluice's own hands up an answer the layers above may add their steps to; one of yours
+  // might hand up (and look at) another chain's answer, so none may be added to after it.
+  const send: Next = isOurs(transport.send)
+    ? markPure((request) => (closing ? Promise.reject(closed(request)) : transport.send(request)))
+    : (request) => {
+        if (closing) return Promise.reject(closed(request));
+        const sent = transport.send(request);
+        forgetLatest();
+        return sent;
+      };
   let composed: Next;
   try {
     const attempt = instrument(send);

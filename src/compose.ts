@@ -22,6 +22,10 @@ export function markPure(next: Next): Next {
   return next;
 }
 
+export function isOurs(fn: Middleware | Next): boolean {
+  return OURS.has(fn);
+}
+
 export function isPure(next: Next): boolean {
   return PURE.has(next);
 }
@@ -53,18 +57,47 @@ type Step = (value: never, a: never, b: never) => HttpResponse | Promise<HttpRes
  * microtask. The steps run bottom-up and see what a `.then` chain would have given them; a step that
  * returns a promise (a body read, a retry) holds the rest until it settles.
  */
-class Answer {
+export class Answer {
   readonly promise: Promise<HttpResponse>;
   started = false;
   // Four slots a step (on answer, on failure, a, b), room for the default chain's seven made at once.
   readonly #steps: unknown[] = new Array(28);
   #length = 0;
+  #resolve: ((value: HttpResponse | Promise<HttpResponse>) => void) | undefined = undefined;
+  #reject: ((error: unknown) => void) | undefined = undefined;
 
-  constructor(sent: Promise<HttpResponse>) {
-    this.promise = sent.then(
-      (response) => this.#run(response, false, 0),
-      (error: unknown) => this.#run(error, true, 0),
-    );
+  /**
+   * The answer to `sent`; or, without it, an answer the caller (a transport of Sluice's own) settles
+   * with `settle()`. Either way it is the latest: the layers above may add their steps to it.
+   */
+  constructor(sent?: Promise<HttpResponse>) {
+    if (sent === undefined) {
+      this.promise = new Promise((resolve, reject) => {
+        this.#resolve = resolve;
+        this.#reject = reject;
+      });
+    } else {
+      this.promise = sent.then(
+        (response) => this.#run(response, false, 0),
+        (error: unknown) => this.#run(error, true, 0),
+      );
+    }
+    latest = this;
+  }
+
+  /**
+   * The attempt's outcome (for an answer made without `sent`): it goes up through every step in a
+   * microtask of its own, never inside the transport's callback, and after every layer above has added
+   * its step (they do so as the promise is handed up, synchronously).
+   */
+  settle(value: unknown, failed: boolean): void {
+    queueMicrotask(() => {
+      try {
+        this.#resolve?.(this.#run(value, failed, 0));
+      } catch (error) {
+        this.#reject?.(error);
+      }
+    });
   }
 
   add(onFulfilled: Step | undefined, onRejected: Step | undefined, a: unknown, b: unknown): void {
@@ -133,8 +166,15 @@ export function after<A, B, T = HttpResponse>(
   }
   const made = new Answer(sent);
   made.add(onFulfilled as Step | undefined, onRejected as Step | undefined, a, b);
-  latest = made;
   return made.promise as unknown as Promise<T>;
+}
+
+/**
+ * No layer may add a step to the latest answer: for the chain's terminal, after a transport that is
+ * not Sluice's own (which might hand up, and look at, another chain's answer).
+ */
+export function forgetLatest(): void {
+  latest = undefined;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { Agent, type Dispatcher, ProxyAgent } from 'undici';
 import { wireBody } from './body.js';
+import { Answer, builtIn } from './compose.js';
 import { AbortError, ConfigError, type SluiceError, TimeoutError } from './errors.js';
 import { toSluiceError } from './normalize.js';
 import { own } from './own.js';
@@ -109,7 +110,6 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
       return Promise.reject(error);
     }
     const exchange = new Exchange(request, clock, request.options.streamBody === true, fresh);
-    const answer = exchange.answer();
     try {
       const [origin, path] = splitURL(request.url);
       const options = new DispatchRequest(
@@ -127,11 +127,11 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
     } catch (error) {
       exchange.failed(error);
     }
-    return answer;
+    return exchange.promise;
   }
 
   return {
-    send,
+    send: builtIn(send),
     close: async () => {
       if (!given) await dispatcher.close();
     },
@@ -139,29 +139,21 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
 }
 
 /**
- * One attempt waiting for undici's answer. undici hands it back as `opaque` to one shared callback
- * (`answered`): while the answer is awaited, an attempt holds this object and its promise, not
- * undici's promise plus a `.then` continuation of closures.
+ * One attempt waiting for undici's answer: the answer the layers above add their steps to (see
+ * `after`). undici hands it back as `opaque` to one shared callback (`answered`), so while the answer
+ * is awaited an attempt holds this object and its promise, not undici's promise and closures of ours.
  */
-class Exchange {
+class Exchange extends Answer {
   readonly request: HttpRequest;
   readonly clock: AttemptClock | undefined;
   readonly stream: boolean;
   readonly fresh: boolean;
-  #resolve!: (response: HttpResponse) => void;
-  #reject!: (error: unknown) => void;
   constructor(request: HttpRequest, clock: AttemptClock | undefined, stream: boolean, fresh: boolean) {
+    super();
     this.request = request;
     this.clock = clock;
     this.stream = stream;
     this.fresh = fresh;
-  }
-
-  answer(): Promise<HttpResponse> {
-    return new Promise<HttpResponse>((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-    });
   }
 
   /** The response head arrived. */
@@ -182,14 +174,14 @@ class Exchange {
         response.body.once('close', clock.stop);
       } else result.onSettled(clock.stop);
     }
-    this.#resolve(result);
+    this.settle(result, false);
   }
 
   /** The attempt failed before a response head (or sending it threw). */
   failed(error: unknown): void {
     const { request, clock } = this;
     clock?.stop();
-    this.#reject(toSluiceError(error, request, clock ?? request.signal));
+    this.settle(toSluiceError(error, request, clock ?? request.signal), true);
   }
 }
 
@@ -482,5 +474,5 @@ export function fetchTransport(given: FetchTransportOptions = {}): Transport {
     }
   }
 
-  return { send, close: async () => {} };
+  return { send: builtIn(send), close: async () => {} };
 }
