@@ -71,13 +71,38 @@ export interface SluiceResponse<T> {
   data: T;
 }
 
-/** Carried through ofetch to the chain, one per call. */
-interface CallSlot {
-  options: CallOptions;
-  context: Record<string, unknown> | undefined;
-  response: HttpResponse | undefined;
+/**
+ * One call: carried through ofetch to the chain, and the request as its errors name it (the resolved
+ * URL is only worked out when an error needs it).
+ */
+class Call implements RequestMeta {
+  readonly options: CallOptions;
+  readonly context: Record<string, unknown> | undefined;
+  response: HttpResponse | undefined = undefined;
   /** The request the chain was given, once it was. */
-  request: HttpRequest | undefined;
+  request: HttpRequest | undefined = undefined;
+  readonly method: string;
+  readonly chain: Chain;
+  readonly #url: string;
+  readonly #base: string | undefined;
+  constructor(
+    options: CallOptions,
+    context: Record<string, unknown> | undefined,
+    method: string,
+    url: string,
+    base: string | undefined,
+    chain: Chain,
+  ) {
+    this.options = options;
+    this.context = context;
+    this.method = method;
+    this.#url = url;
+    this.#base = base;
+    this.chain = chain;
+  }
+  get url(): string {
+    return resolveURL(this.#url, this.#base);
+  }
 }
 
 const JSON_TYPE = /^application\/(?:[\w!#$%&*.^`~-]*\+)?json/i;
@@ -207,7 +232,7 @@ export class SluiceClient {
     // With a baseURL, the caller's URL must stay on the named origins (CVE-2025-27152 in axios).
     const mayCall =
       options.baseURL !== undefined && options.allowAbsoluteUrls !== true ? chain.mayReceiveCredentials : undefined;
-    const send = (call: CallSlot, init: OfetchCall, url: string, body: RequestBody): Promise<OfetchResponse> => {
+    const send = (call: Call, init: OfetchCall, url: string, body: RequestBody): Promise<OfetchResponse> => {
       const request = new HttpRequest({
         method: init.method,
         url,
@@ -307,18 +332,24 @@ export class SluiceClient {
     return new RawResponse<undefined>(view.response, undefined);
   }
 
-  // Not async: while the answer is awaited, a call holds a promise here, not a suspended function.
+  // Not async: the data is picked in the same step that makes a failure the caller's (`settled`).
   #data<T>(url: string, options: RequestOptions, method: string, body?: unknown): Promise<T> {
-    return this.#send(url, options, method, body).then(dataOf) as Promise<T>;
+    return this.#send(url, options, method, body, dataOf) as Promise<T>;
   }
 
   // Not async: the work before the wire is done here, and while the answer is awaited the call holds
-  // `settled`, a small async function (it keeps the caller's async frames for `callSite`). What failed
-  // outside the old async function's try block still rejects as it is; what failed inside it goes
-  // through `failureOf`, as it did.
-  #send(url: string, options: RequestOptions, method = 'GET', given?: unknown): Promise<OfetchResponse> {
-    let call: CallSlot;
-    let meta: CallMeta;
+  // one rejection handler (`settled`); a failure made there still has the caller's async frames for
+  // `callSite`, since V8 follows whoever awaits the handler's promise. What failed outside the old
+  // async function's try block still rejects as it is; what failed inside it goes through `failureOf`,
+  // as it did.
+  #send<R = OfetchResponse>(
+    url: string,
+    options: RequestOptions,
+    method = 'GET',
+    given?: unknown,
+    pick?: (view: OfetchResponse) => R,
+  ): Promise<R> {
+    let call: Call;
     let target: string;
     let body: unknown;
     let responseType: RequestOptions['responseType'];
@@ -327,13 +358,14 @@ export class SluiceClient {
       body = given === undefined ? ownValue(options, 'body') : given;
       checkNames('request', options, REQUEST_OPTIONS);
       responseType = ownValue(options, 'responseType');
-      call = {
-        options: callOptionsOf(options, this.#defaults),
-        context: ownValue(options, 'context'),
-        response: undefined,
-        request: undefined,
-      };
-      meta = new CallMeta(method.toUpperCase(), url, this.#baseURL);
+      call = new Call(
+        callOptionsOf(options, this.#defaults),
+        ownValue(options, 'context'),
+        method.toUpperCase(),
+        url,
+        this.#baseURL,
+        this.#chain,
+      );
       const query = ownValue(options, 'query');
       headers = ownValue(options, 'headers');
       target = this.#baseURL === undefined ? url : withBase(url, this.#baseURL);
@@ -344,11 +376,11 @@ export class SluiceClient {
     }
     let pending: Promise<OfetchResponse>;
     try {
-      pending = this.#start(target, options, body, responseType, headers, call, meta);
+      pending = this.#start(target, options, body, responseType, headers, call);
     } catch (error) {
-      return rejectedWith(error, meta, call, this.#chain);
+      return rejectedWith(error, call);
     }
-    return settled(pending, meta, call, this.#chain);
+    return settled(pending, call, pick);
   }
 
   #start(
@@ -357,8 +389,7 @@ export class SluiceClient {
     body: unknown,
     responseType: RequestOptions['responseType'],
     given: HeadersInput | undefined,
-    call: CallSlot,
-    meta: CallMeta,
+    call: Call,
   ): Promise<OfetchResponse> {
     // The call's own Headers: the client's, then the call's over them (ofetch's merge, done once here).
     let headers: Headers | undefined;
@@ -367,12 +398,12 @@ export class SluiceClient {
       // Each of the call's pairs over the defaults, the last one winning (ofetch's merge).
       if (given !== undefined) for (const [name, value] of pairsOf(given)) headers.set(name, value);
     } else if (given !== undefined) headers = new Headers(headersInit(given));
-    const ofetchOptions = new OfetchCall(meta.method, headers, call);
+    const ofetchOptions = new OfetchCall(call.method, headers, call);
     if (body !== undefined) ofetchOptions.body = body as FetchOptions['body'];
     const signal = ownValue(options, 'signal');
     if (signal !== undefined) ofetchOptions.signal = signal;
     if (responseType === undefined || responseType === 'json') {
-      ofetchOptions.parseResponse = (text: string) => decode(text, call.response, meta, responseType === 'json');
+      ofetchOptions.parseResponse = (text: string) => decode(text, call.response, call, responseType === 'json');
     } else {
       ofetchOptions.responseType = responseType;
     }
@@ -395,7 +426,7 @@ export class SluiceClient {
 const dataOf = (view: OfetchResponse): unknown => view._data;
 
 /** The chain's answer for ofetch, kept on the call for its errors. */
-function answered(response: HttpResponse, call: CallSlot, stream: boolean): OfetchResponse {
+function answered(response: HttpResponse, call: Call, stream: boolean): OfetchResponse {
   call.response = response;
   return new OfetchResponse(response, stream);
 }
@@ -410,21 +441,6 @@ class ResolvedURL {
   }
   toString(): string {
     return this.#url;
-  }
-}
-
-/** The request as errors name it; the resolved URL is only worked out when an error needs it. */
-class CallMeta implements RequestMeta {
-  readonly method: string;
-  readonly #url: string;
-  readonly #base: string | undefined;
-  constructor(method: string, url: string, base: string | undefined) {
-    this.method = method;
-    this.#url = url;
-    this.#base = base;
-  }
-  get url(): string {
-    return resolveURL(this.#url, this.#base);
   }
 }
 
@@ -515,8 +531,8 @@ class OfetchCall {
   // Read by ofetch from these options themselves, before the merge: own, so never a polluted prototype's.
   readonly query = undefined;
   readonly params = undefined;
-  readonly sluiceCall: CallSlot;
-  constructor(method: string, headers: Headers | undefined, call: CallSlot) {
+  readonly sluiceCall: Call;
+  constructor(method: string, headers: Headers | undefined, call: Call) {
     this.method = method;
     // ofetch passes this to `new OfetchHeaders()` as it is.
     this.headers = headers as unknown as OfetchHeaders;
@@ -567,33 +583,33 @@ function decode(text: string, response: HttpResponse | undefined, meta: RequestM
 
 const THIS_FILE = fileURLToPath(import.meta.url);
 
-/** A call's answer; a failure becomes the `SluiceError` the caller gets, with the call's site on it. */
-async function settled(
+/**
+ * A call's answer (`pick` of it, in the same step); a failure becomes the `SluiceError` the caller
+ * gets, with the call's site on it (`failureOf`).
+ */
+function settled<R>(
   pending: Promise<OfetchResponse>,
-  meta: CallMeta,
-  call: CallSlot,
-  chain: Chain,
-): Promise<OfetchResponse> {
-  try {
-    return await pending;
-  } catch (error) {
-    throw failureOf(error, meta, call, chain);
-  }
+  call: Call,
+  pick: ((view: OfetchResponse) => R) | undefined,
+): Promise<R> {
+  return pending.then(pick, (error: unknown) => {
+    throw failureOf(error, call);
+  }) as Promise<R>;
 }
 
 /** `failureOf(error)` as a rejection; if making it throws, that rejects instead (as in an async catch). */
-function rejectedWith(error: unknown, meta: CallMeta, call: CallSlot, chain: Chain): Promise<never> {
+function rejectedWith(error: unknown, call: Call): Promise<never> {
   try {
-    return Promise.reject(failureOf(error, meta, call, chain));
+    return Promise.reject(failureOf(error, call));
   } catch (failure) {
     return Promise.reject(failure);
   }
 }
 
-function failureOf(error: unknown, meta: CallMeta, call: CallSlot, chain: Chain): SluiceError {
+function failureOf(error: unknown, call: Call): SluiceError {
   const request = call.request;
-  let failure = unwrap(error, meta, call.response);
-  if (request) failure = chain.failure(request, failure) as SluiceError;
+  let failure = unwrap(error, call, call.response);
+  if (request) failure = call.chain.failure(request, failure) as SluiceError;
   const attempts = request?.state.attempts ?? 0;
   if (failure.attempts < attempts) failure.attempts = attempts;
   markCallSite(failure);
