@@ -33,6 +33,8 @@ export interface HttpResponseInit {
    * same chunks) as the response is made, nor while a chunk is handed out.
    */
   freshChunks?: boolean;
+  /** Stopped once the body has been read, discarded or failed: the attempt's clock. */
+  attempt?: { stop(): void } | undefined;
 }
 
 /** What error mapping needs of a signal: an `AbortSignal`, or the transport's attempt clock. */
@@ -270,6 +272,7 @@ export class HttpResponse {
   #signal: AbortLike | undefined;
   #used = false;
   #settled: (() => void)[] | undefined;
+  readonly #attempt: { stop(): void } | undefined;
   #done = false;
   /** `body`, once asked for: the same stream every time. */
   #stream: ReadableStream<Uint8Array> | null | undefined = undefined;
@@ -287,7 +290,12 @@ export class HttpResponse {
     // of undici's body channel are given each chunk as it arrives, and may keep it: one there when the
     // response begins (or when a chunk is handed out) means copies.
     this.#fresh = init.freshChunks === true && Object.hasOwn(init, 'freshChunks') && !bodyChunks.hasSubscribers;
-    if (init.body === null) this.#done = true;
+    // Own only, as `freshChunks`.
+    this.#attempt = Object.hasOwn(init, 'attempt') ? init.attempt : undefined;
+    if (init.body === null) {
+      this.#done = true;
+      this.#attempt?.stop();
+    }
   }
 
   get ok(): boolean {
@@ -346,6 +354,7 @@ export class HttpResponse {
   #settle(): void {
     if (this.#done) return;
     this.#done = true;
+    this.#attempt?.stop();
     const settled = this.#settled;
     this.#settled = undefined;
     if (settled) for (const fn of settled) fn();

@@ -167,12 +167,12 @@ class Exchange extends Answer {
       request,
       signal: clock ?? request.signal,
       freshChunks: this.fresh,
+      // A streamed body outlives the attempt: its clock stops when the stream closes.
+      attempt: this.stream ? undefined : clock,
     });
-    if (clock) {
-      if (this.stream) {
-        clock.disarm();
-        response.body.once('close', clock.stop);
-      } else result.onSettled(clock.stop);
+    if (clock && this.stream) {
+      clock.disarm();
+      response.body.once('close', () => clock.stop());
     }
     this.settle(result, false);
   }
@@ -315,10 +315,10 @@ export class AttemptClock {
   }
 
   /** The attempt is over: no timer, no listener left on the caller's signal. */
-  readonly stop = (): void => {
+  stop(): void {
     clearTimeout(this.#timer);
     if (this.#onAbort) this.#request.signal?.removeEventListener('abort', this.#onAbort);
-  };
+  }
 
   /** The attempt's end has passed. */
   fire(): void {
