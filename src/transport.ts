@@ -436,12 +436,25 @@ export function fetchTransport(given: FetchTransportOptions = {}): Transport {
   const fetchFn = options.fetch ?? globalThis.fetch;
   if (typeof fetchFn !== 'function') throw new ConfigError('fetch must be a function');
 
+  // Node's own fetch copies whatever it is given into its own headers: a request whose headers are
+  // still a list (set by the chain, not given as a Headers) goes to it as a record, with no Headers
+  // made only to be copied. A fetch of yours gets a Headers, as it always did.
+  const native = options.fetch === undefined;
+
   async function send(request: HttpRequest): Promise<HttpResponse> {
     const wire = wireBody(request);
-    let headers: Headers = request.headers;
-    if (wire.contentType && !headers.has('content-type')) {
-      headers = new Headers(headers);
-      headers.set('content-type', wire.contentType);
+    const fields = native ? wireHeaders(request) : request.headers;
+    let headers: Headers | Record<string, string>;
+    if (fields instanceof Headers) {
+      headers = fields;
+      if (wire.contentType && !fields.has('content-type')) {
+        headers = new Headers(fields);
+        headers.set('content-type', wire.contentType);
+      }
+    } else {
+      headers = {};
+      for (let i = 0; i < fields.length; i += 2) headers[fields[i]!] = fields[i + 1]!;
+      if (wire.contentType && !Object.hasOwn(headers, 'content-type')) headers['content-type'] = wire.contentType;
     }
     let body = wire.body;
     if (body instanceof Readable) body = Readable.toWeb(body) as unknown as ReadableStream<Uint8Array>;

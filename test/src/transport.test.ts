@@ -272,6 +272,28 @@ describe('fetch transport', () => {
     expect(error).toMatchObject({ kind: 'total', message: '[GET] https://x.test/a: deadline exceeded after 500 ms' });
   });
 
+  it("Node's own fetch gets the chain's header list as it is: every field, the implied content type, a caller's own", async () => {
+    const seen: Record<string, string | string[] | undefined>[] = [];
+    const server = await servers.start((request, response) => {
+      seen.push(request.headers);
+      json(response, 200, { type: request.headers['content-type'] ?? null });
+    });
+    const transport = fetchTransport();
+    const base = new HttpRequest({ method: 'POST', url: `${server.url}/h`, body: new URLSearchParams({ a: '1' }) });
+    const listed = base.withHeader('x-one', '1').withHeader('authorization', 'Bearer t');
+    await expect((await transport.send(listed)).json()).resolves.toEqual({
+      type: 'application/x-www-form-urlencoded;charset=UTF-8',
+    });
+    expect(seen[0]).toMatchObject({ 'x-one': '1', authorization: 'Bearer t' });
+    const typed = base.withHeader('x-two', '2').withHeader('content-type', 'text/x-mine');
+    await expect((await transport.send(typed)).json()).resolves.toEqual({ type: 'text/x-mine' });
+    expect(seen[1]).toMatchObject({ 'x-two': '2' });
+    // Given as a Headers: sent as it is.
+    const given = new HttpRequest({ url: `${server.url}/h`, headers: new Headers({ 'x-three': '3' }) });
+    await (await transport.send(given)).json();
+    expect(seen[2]).toMatchObject({ 'x-three': '3' });
+  });
+
   it('rejects a fetch that is not a function', () => {
     expect(() => fetchTransport({ fetch: 'nope' as never })).toThrow(/fetch must be a function/);
   });
