@@ -3,7 +3,7 @@ import { ConfigError, TimeoutError } from '../src/errors.js';
 import { toSluiceError } from '../src/normalize.js';
 import { own } from '../src/own.js';
 import type { HttpRequest } from '../src/request.js';
-import type { HttpResponse } from '../src/response.js';
+import { buffered, type HttpResponse } from '../src/response.js';
 import { clampDelay } from '../src/timers.js';
 import type { Middleware, Next } from '../src/types.js';
 
@@ -56,12 +56,12 @@ export function runAttempt(
   const sent = forward(next, timed);
   if (request.options.streamBody) return sent;
   const maxBytes = request.options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
-  return after(sent, next, buffered, undefined, maxBytes, undefined);
+  return after(sent, next, bodyRead, undefined, maxBytes, undefined);
 }
 
 /** The answer with its body read into memory (up to `maxBytes`), unless it is an error status. */
-function buffered(response: HttpResponse, maxBytes: number): HttpResponse | Promise<HttpResponse> {
-  return response.status < 400 ? response.buffer(maxBytes).then(() => response) : response;
+function bodyRead(response: HttpResponse, maxBytes: number): HttpResponse | Promise<HttpResponse> {
+  return response.status < 400 ? buffered(response, maxBytes) : response;
 }
 
 export interface TimeoutOptions {
