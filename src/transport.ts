@@ -252,9 +252,25 @@ function splitURL(url: string): [string, string] {
   return [parsed.origin, `${parsed.pathname}${parsed.search}`];
 }
 
-/** The timer callback of every clock: one function, the clock passed as its argument (no closure per attempt). */
-function expire(clock: AttemptClock): void {
-  clock.fire();
+/**
+ * The clocks of one duration, in the order they end (one duration: a later start ends later), with one
+ * Node timer, for the first. A clock costs three fields here instead of a `Timeout` of its own.
+ */
+class ClockQueue {
+  readonly ms: number;
+  first: AttemptClock | undefined = undefined;
+  last: AttemptClock | undefined = undefined;
+  timer: NodeJS.Timeout | undefined = undefined;
+  constructor(ms: number) {
+    this.ms = ms;
+  }
+}
+
+const queues = new Map<number, ClockQueue>();
+
+/** The timer callback of every queue (see `AttemptClock.expire`). */
+function expire(queue: ClockQueue): void {
+  AttemptClock.expire(queue);
 }
 
 /**
@@ -267,8 +283,12 @@ function expire(clock: AttemptClock): void {
 export class AttemptClock {
   aborted = false;
   reason: unknown = undefined;
+  /** `performance.now()` when it fires. */
+  end = 0;
   #listener: (() => void) | undefined = undefined;
-  #timer: NodeJS.Timeout | undefined = undefined;
+  #queue: ClockQueue | undefined = undefined;
+  #previous: AttemptClock | undefined = undefined;
+  #next: AttemptClock | undefined = undefined;
   #onAbort: (() => void) | undefined = undefined;
   readonly #request: HttpRequest;
   readonly #plan: AttemptTimeout;
@@ -285,8 +305,7 @@ export class AttemptClock {
     if (ms <= 0) clock.fire();
     else if (parent?.aborted) clock.cancel();
     else {
-      clock.#timer = setTimeout(expire, clampDelay(Math.ceil(ms)), clock);
-      clock.#timer.unref();
+      clock.#enqueue(clampDelay(Math.ceil(ms)));
       if (parent) {
         // Built only when the caller passed a signal: most calls have none.
         clock.#onAbort = () => clock.cancel();
@@ -309,14 +328,75 @@ export class AttemptClock {
     return this;
   }
 
+  /**
+   * Fires the queue's clocks whose end has come, then waits for the next one. While this runs the
+   * queue's fired timer stays set, so a clock queued meanwhile does not start a second one.
+   */
+  static expire(queue: ClockQueue): void {
+    const now = performance.now();
+    try {
+      // A timer may fire a little before the end it was set for, as the event loop rounds to the ms.
+      for (let clock = queue.first; clock !== undefined && clock.end <= now + 1; clock = queue.first) {
+        clock.#dequeue();
+        clock.fire();
+      }
+    } finally {
+      const first = queue.first;
+      if (first === undefined) queue.timer = undefined;
+      else {
+        queue.timer = setTimeout(expire, clampDelay(Math.ceil(first.end - now)), queue);
+        queue.timer.unref();
+      }
+    }
+  }
+
+  #enqueue(ms: number): void {
+    let queue = queues.get(ms);
+    if (queue === undefined) {
+      queue = new ClockQueue(ms);
+      queues.set(ms, queue);
+    }
+    this.end = performance.now() + ms;
+    this.#queue = queue;
+    const last = queue.last;
+    this.#previous = last;
+    if (last) last.#next = this;
+    else queue.first = this;
+    queue.last = this;
+    if (queue.timer === undefined) {
+      queue.timer = setTimeout(expire, ms, queue);
+      queue.timer.unref();
+    }
+  }
+
+  /** Out of its queue; the queue's timer goes with its last clock. */
+  #dequeue(): void {
+    const queue = this.#queue;
+    if (queue === undefined) return;
+    this.#queue = undefined;
+    const previous = this.#previous;
+    const next = this.#next;
+    if (previous) previous.#next = next;
+    else queue.first = next;
+    if (next) next.#previous = previous;
+    else queue.last = previous;
+    this.#previous = undefined;
+    this.#next = undefined;
+    if (queue.first === undefined) {
+      clearTimeout(queue.timer);
+      queue.timer = undefined;
+      queues.delete(queue.ms);
+    }
+  }
+
   /** The time limit no longer applies (the body is streamed out); the caller's abort still does. */
   disarm(): void {
-    clearTimeout(this.#timer);
+    this.#dequeue();
   }
 
   /** The attempt is over: no timer, no listener left on the caller's signal. */
   stop(): void {
-    clearTimeout(this.#timer);
+    this.#dequeue();
     if (this.#onAbort) this.#request.signal?.removeEventListener('abort', this.#onAbort);
   }
 

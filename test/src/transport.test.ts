@@ -299,6 +299,84 @@ describe('fetch transport', () => {
   });
 });
 
+describe('AttemptClock', () => {
+  const started = (ms: number, url = 'http://x.test/') => {
+    const clock = AttemptClock.start(new HttpRequest({ url }), { ms, kind: 'attempt', limit: ms });
+    const fired = new Promise<number>((resolve) => clock.on('abort', () => resolve(performance.now())));
+    return { clock, fired, at: performance.now() };
+  };
+
+  it('clocks of one duration share a timer and each fires at its own end; a stopped one never fires', async () => {
+    const first = started(60);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const second = started(60);
+    const stopped = started(60);
+    stopped.clock.stop();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    const third = started(60);
+    const [a, b, c] = await Promise.all([first.fired, second.fired, third.fired]);
+    for (const [clock, when] of [
+      [first, a],
+      [second, b],
+      [third, c],
+    ] as const) {
+      expect(when - clock.at).toBeGreaterThanOrEqual(59);
+      expect(when - clock.at).toBeLessThan(200);
+      expect(clock.clock.reason).toBeInstanceOf(TimeoutError);
+    }
+    expect(a).toBeLessThan(b);
+    expect(b).toBeLessThan(c);
+    expect(stopped.clock.aborted).toBe(false);
+  });
+
+  it('the first clock stopped, the next still fires at its own end; clocks of other durations keep theirs', async () => {
+    const early = started(40);
+    await new Promise((resolve) => setTimeout(resolve, 15));
+    const later = started(40);
+    const short = started(10);
+    early.clock.stop();
+    const [shortAt, laterAt] = await Promise.all([short.fired, later.fired]);
+    expect(shortAt - short.at).toBeGreaterThanOrEqual(9);
+    expect(laterAt - later.at).toBeGreaterThanOrEqual(39);
+    expect(shortAt).toBeLessThan(laterAt);
+    expect(early.clock.aborted).toBe(false);
+  });
+
+  it('a clock started while its queue fires gets its own full time; a clock that fires stops no other', async () => {
+    const first = started(30);
+    const chained = new Promise<{ at: number; fired: number }>((resolve) => {
+      first.clock.on('abort', () => {
+        const next = started(30);
+        void next.fired.then((fired) => resolve({ at: next.at, fired }));
+      });
+    });
+    const { at, fired } = await chained;
+    expect(fired - at).toBeGreaterThanOrEqual(29);
+  });
+
+  it('leaves no timer behind: a script whose clocks all stopped exits at once', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const script = [
+      "import { AttemptClock } from './src/transport.ts';",
+      "import { HttpRequest } from './src/request.ts';",
+      "const plan = { ms: 60000, kind: 'attempt', limit: 60000 };",
+      "const clocks = [1, 2, 3].map(() => AttemptClock.start(new HttpRequest({ url: 'http://x.test/' }), plan));",
+      'for (const clock of clocks) clock.stop();',
+      "const kept = AttemptClock.start(new HttpRequest({ url: 'http://x.test/' }), plan);",
+      'void kept;',
+      "console.log('done');",
+    ].join('\n');
+    const started = Date.now();
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      timeout: 15_000,
+    });
+    expect(out.trim()).toBe('done');
+    // An unstopped clock does not hold the process either (its timer is unref'd).
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+});
+
 describe('attemptSignal', () => {
   it('without a plan is the caller signal as it is', () => {
     const controller = new AbortController();
