@@ -215,22 +215,12 @@ export function retry(given: RetryOptions = {}): Middleware {
     return retryable(response, call.idempotent, call.keyed) ? failed(new RetryableResponse(response), call) : response;
   }
   function failed(error: unknown, call: RetryCall): Promise<HttpResponse> {
-    const { request, next, attemptMs, deadlineAt, totalMs, retries, idempotent, keyed } = call;
-    return retryAfter(error, request, next, attemptMs, deadlineAt, totalMs, retries, idempotent, keyed);
+    return retryAfter(error, call);
   }
 
   // After a failed first attempt only: the closures here cost every call a heap context otherwise.
-  async function retryAfter(
-    first: unknown,
-    request: HttpRequest,
-    next: Next,
-    attemptMs: number,
-    deadlineAt: number,
-    totalMs: number,
-    retries: number,
-    idempotent: boolean,
-    keyed: boolean,
-  ): Promise<HttpResponse> {
+  async function retryAfter(first: unknown, call: RetryCall): Promise<HttpResponse> {
+    const { request, next, attemptMs, deadlineAt, totalMs, retries, idempotent, keyed } = call;
     const decide = async (failure: unknown, attempt: number): Promise<boolean> => {
       const response = failure instanceof RetryableResponse ? failure.response : undefined;
       const error = response ? undefined : toSluiceError(failure, request, request.signal);
