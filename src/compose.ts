@@ -61,22 +61,24 @@ export class Answer {
   readonly promise: Promise<HttpResponse>;
   started = false;
   // Four slots a step (on answer, on failure, a, b), room for the default chain's seven made at once.
-  readonly #steps: unknown[] = new Array(28);
+  #steps: unknown[] = new Array(28);
   #length = 0;
   #resolve: ((value: HttpResponse | Promise<HttpResponse>) => void) | undefined = undefined;
   #reject: ((error: unknown) => void) | undefined = undefined;
+  #settled = false;
 
   /**
-   * The answer to `sent`; or, without it, an answer the caller (a transport of Sluice's own) settles
-   * with `settle()`. Either way it is the latest: the layers above may add their steps to it.
+   * The answer to `sent`; or, given `SETTLED_BY_CALLER`, an answer the caller (a transport of Sluice's
+   * own) settles with `settle()`. Either way it is the latest: the layers above may add their steps to it.
    */
-  constructor(sent?: Promise<HttpResponse>) {
-    if (sent === undefined) {
+  constructor(sent: Promise<HttpResponse> | typeof SETTLED_BY_CALLER) {
+    if (sent === SETTLED_BY_CALLER) {
       this.promise = new Promise((resolve, reject) => {
         this.#resolve = resolve;
         this.#reject = reject;
       });
     } else {
+      // Not a promise (a middleware of yours that forgot its `return`): the TypeError `.then` always threw.
       this.promise = sent.then(
         (response) => this.#run(response, false, 0),
         (error: unknown) => this.#run(error, true, 0),
@@ -86,11 +88,14 @@ export class Answer {
   }
 
   /**
-   * The attempt's outcome (for an answer made without `sent`): it goes up through every step in a
+   * The attempt's outcome (for an answer its caller settles): it goes up through every step in a
    * microtask of its own, never inside the transport's callback, and after every layer above has added
-   * its step (they do so as the promise is handed up, synchronously).
+   * its step (they do so as the promise is handed up, synchronously). Only the first outcome counts, as
+   * with a promise.
    */
   settle(value: unknown, failed: boolean): void {
+    if (this.#settled) return;
+    this.#settled = true;
     queueMicrotask(() => {
       try {
         this.#resolve?.(this.#run(value, failed, 0));
@@ -137,10 +142,18 @@ export class Answer {
         failed = true;
       }
     }
+    // Done: the steps (and the call's objects they hold) are not kept for the life of a streamed body.
+    this.#steps = NO_STEPS;
+    this.#length = 0;
     if (failed) throw value;
     return value as HttpResponse;
   }
 }
+
+const NO_STEPS: unknown[] = [];
+
+/** See `Answer`'s constructor. */
+export const SETTLED_BY_CALLER: unique symbol = Symbol('settled by its caller');
 
 /** The answer made last: the layers above the one that made it add their steps to it. */
 let latest: Answer | undefined;

@@ -269,8 +269,8 @@ let bufferedOf: (response: HttpResponse, maxBytes: number) => Promise<HttpRespon
 
 /** The attempt's body read: `response.buffer(maxBytes)`, resolving to the response (see `#buffered`). */
 export function buffered(response: HttpResponse, maxBytes: number): Promise<HttpResponse> {
-  // A response-shaped object of a transport of yours has only the public method.
-  if (!(response instanceof HttpResponse)) {
+  // A response-shaped object (or a subclass) of a transport of yours: its own public method.
+  if (Object.getPrototypeOf(response) !== HttpResponse.prototype) {
     const shaped = response as HttpResponse;
     return shaped.buffer(maxBytes).then(() => shaped);
   }

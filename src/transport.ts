@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { Agent, type Dispatcher, ProxyAgent } from 'undici';
 import { wireBody } from './body.js';
-import { Answer, builtIn } from './compose.js';
+import { Answer, builtIn, SETTLED_BY_CALLER } from './compose.js';
 import { AbortError, ConfigError, type SluiceError, TimeoutError } from './errors.js';
 import { toSluiceError } from './normalize.js';
 import { own } from './own.js';
@@ -123,7 +123,13 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
       );
       // A streamed body outlives the attempt; undici's idle timer guards it instead.
       if (exchange.stream && request.timeout) options.bodyTimeout = clampDelay(request.timeout.limit);
-      dispatcher.request(options as unknown as Dispatcher.RequestOptions<Exchange>, answered);
+      const returned: unknown = dispatcher.request(options as unknown as Dispatcher.RequestOptions<Exchange>, answered);
+      // A dispatcher of yours whose request() answers with a promise and ignores the callback.
+      if (isThenable(returned))
+        returned.then(
+          (data) => deliver(exchange, null, data),
+          (error: Error) => exchange.failed(error),
+        );
     } catch (error) {
       exchange.failed(error);
     }
@@ -149,7 +155,7 @@ class Exchange extends Answer {
   readonly stream: boolean;
   readonly fresh: boolean;
   constructor(request: HttpRequest, clock: AttemptClock | undefined, stream: boolean, fresh: boolean) {
-    super();
+    super(SETTLED_BY_CALLER);
     this.request = request;
     this.clock = clock;
     this.stream = stream;
@@ -185,12 +191,19 @@ class Exchange extends Answer {
   }
 }
 
+function isThenable(value: unknown): value is PromiseLike<Dispatcher.ResponseData<Exchange>> {
+  return typeof (value as { then?: unknown } | null | undefined)?.then === 'function';
+}
+
 /**
  * undici's callback for every attempt (one function, the attempt passed back as `opaque`). It runs
  * inside undici's parser: nothing may be thrown back into it.
  */
 function answered(error: Error | null, data: Dispatcher.ResponseData<Exchange>): void {
-  const exchange = data.opaque;
+  deliver(data.opaque, error, data);
+}
+
+function deliver(exchange: Exchange, error: Error | null, data: Dispatcher.ResponseData<Exchange>): void {
   if (error) {
     exchange.failed(error);
     return;
@@ -252,25 +265,9 @@ function splitURL(url: string): [string, string] {
   return [parsed.origin, `${parsed.pathname}${parsed.search}`];
 }
 
-/**
- * The clocks of one duration, in the order they end (one duration: a later start ends later), with one
- * Node timer, for the first. A clock costs three fields here instead of a `Timeout` of its own.
- */
-class ClockQueue {
-  readonly ms: number;
-  first: AttemptClock | undefined = undefined;
-  last: AttemptClock | undefined = undefined;
-  timer: NodeJS.Timeout | undefined = undefined;
-  constructor(ms: number) {
-    this.ms = ms;
-  }
-}
-
-const queues = new Map<number, ClockQueue>();
-
-/** The timer callback of every queue (see `AttemptClock.expire`). */
-function expire(queue: ClockQueue): void {
-  AttemptClock.expire(queue);
+/** The timer callback of every clock: one function, the clock passed as its argument (no closure per attempt). */
+function expire(clock: AttemptClock): void {
+  clock.fire();
 }
 
 /**
@@ -283,12 +280,8 @@ function expire(queue: ClockQueue): void {
 export class AttemptClock {
   aborted = false;
   reason: unknown = undefined;
-  /** `performance.now()` when it fires. */
-  end = 0;
   #listener: (() => void) | undefined = undefined;
-  #queue: ClockQueue | undefined = undefined;
-  #previous: AttemptClock | undefined = undefined;
-  #next: AttemptClock | undefined = undefined;
+  #timer: NodeJS.Timeout | undefined = undefined;
   #onAbort: (() => void) | undefined = undefined;
   readonly #request: HttpRequest;
   readonly #plan: AttemptTimeout;
@@ -305,7 +298,8 @@ export class AttemptClock {
     if (ms <= 0) clock.fire();
     else if (parent?.aborted) clock.cancel();
     else {
-      clock.#enqueue(clampDelay(Math.ceil(ms)));
+      clock.#timer = setTimeout(expire, clampDelay(Math.ceil(ms)), clock);
+      clock.#timer.unref();
       if (parent) {
         // Built only when the caller passed a signal: most calls have none.
         clock.#onAbort = () => clock.cancel();
@@ -328,75 +322,14 @@ export class AttemptClock {
     return this;
   }
 
-  /**
-   * Fires the queue's clocks whose end has come, then waits for the next one. While this runs the
-   * queue's fired timer stays set, so a clock queued meanwhile does not start a second one.
-   */
-  static expire(queue: ClockQueue): void {
-    const now = performance.now();
-    try {
-      // A timer may fire a little before the end it was set for, as the event loop rounds to the ms.
-      for (let clock = queue.first; clock !== undefined && clock.end <= now + 1; clock = queue.first) {
-        clock.#dequeue();
-        clock.fire();
-      }
-    } finally {
-      const first = queue.first;
-      if (first === undefined) queue.timer = undefined;
-      else {
-        queue.timer = setTimeout(expire, clampDelay(Math.ceil(first.end - now)), queue);
-        queue.timer.unref();
-      }
-    }
-  }
-
-  #enqueue(ms: number): void {
-    let queue = queues.get(ms);
-    if (queue === undefined) {
-      queue = new ClockQueue(ms);
-      queues.set(ms, queue);
-    }
-    this.end = performance.now() + ms;
-    this.#queue = queue;
-    const last = queue.last;
-    this.#previous = last;
-    if (last) last.#next = this;
-    else queue.first = this;
-    queue.last = this;
-    if (queue.timer === undefined) {
-      queue.timer = setTimeout(expire, ms, queue);
-      queue.timer.unref();
-    }
-  }
-
-  /** Out of its queue; the queue's timer goes with its last clock. */
-  #dequeue(): void {
-    const queue = this.#queue;
-    if (queue === undefined) return;
-    this.#queue = undefined;
-    const previous = this.#previous;
-    const next = this.#next;
-    if (previous) previous.#next = next;
-    else queue.first = next;
-    if (next) next.#previous = previous;
-    else queue.last = previous;
-    this.#previous = undefined;
-    this.#next = undefined;
-    if (queue.first === undefined) {
-      clearTimeout(queue.timer);
-      queue.timer = undefined;
-      queues.delete(queue.ms);
-    }
-  }
-
   /** The time limit no longer applies (the body is streamed out); the caller's abort still does. */
   disarm(): void {
-    this.#dequeue();
+    clearTimeout(this.#timer);
   }
 
   /** The attempt is over: no timer, no listener left on the caller's signal. */
   stop(): void {
-    this.#dequeue();
+    clearTimeout(this.#timer);
     if (this.#onAbort) this.#request.signal?.removeEventListener('abort', this.#onAbort);
   }
 
@@ -516,25 +449,12 @@ export function fetchTransport(given: FetchTransportOptions = {}): Transport {
   const fetchFn = options.fetch ?? globalThis.fetch;
   if (typeof fetchFn !== 'function') throw new ConfigError('fetch must be a function');
 
-  // Node's own fetch copies whatever it is given into its own headers: a request whose headers are
-  // still a list (set by the chain, not given as a Headers) goes to it as a record, with no Headers
-  // made only to be copied. A fetch of yours gets a Headers, as it always did.
-  const native = options.fetch === undefined;
-
   async function send(request: HttpRequest): Promise<HttpResponse> {
     const wire = wireBody(request);
-    const fields = native ? wireHeaders(request) : request.headers;
-    let headers: Headers | Record<string, string>;
-    if (fields instanceof Headers) {
-      headers = fields;
-      if (wire.contentType && !fields.has('content-type')) {
-        headers = new Headers(fields);
-        headers.set('content-type', wire.contentType);
-      }
-    } else {
-      headers = {};
-      for (let i = 0; i < fields.length; i += 2) headers[fields[i]!] = fields[i + 1]!;
-      if (wire.contentType && !Object.hasOwn(headers, 'content-type')) headers['content-type'] = wire.contentType;
+    let headers: Headers = request.headers;
+    if (wire.contentType && !headers.has('content-type')) {
+      headers = new Headers(headers);
+      headers.set('content-type', wire.contentType);
     }
     let body = wire.body;
     if (body instanceof Readable) body = Readable.toWeb(body) as unknown as ReadableStream<Uint8Array>;

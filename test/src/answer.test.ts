@@ -4,6 +4,7 @@
  * them: a middleware of yours may hand on the very promise it got and look at it too, and must see the
  * answer as it was at its own level.
  */
+import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import {
   createClient,
@@ -14,6 +15,7 @@ import {
   type Transport,
 } from '../../src/index.js';
 import { bytesSource } from '../../src/internals.js';
+import type { BodySource } from '../../src/response.js';
 
 const BASE = 'http://api.test';
 
@@ -107,5 +109,54 @@ describe('one answer for the built-in layers', () => {
     expect(await api.get('items')).toEqual({ n: 1 });
     // The 503 after the redirect is retried from the start: the redirect is followed again.
     expect(urls).toEqual([`${BASE}/items`, `${BASE}/moved`, `${BASE}/items`]);
+  });
+
+  it('a middleware of yours below them that forgets to return fails the call at once, as it did', async () => {
+    const api = createClient({
+      baseURL: BASE,
+      transport: answering(200),
+      retry: false,
+      middleware: (defaults) => [
+        ...defaults,
+        ((request: HttpRequest, next: (request: HttpRequest) => Promise<HttpResponse>) => {
+          void next(request);
+        }) as unknown as Middleware,
+      ],
+    });
+    const settled = await Promise.race([
+      api.get('items').then(
+        () => 'resolved',
+        () => 'rejected',
+      ),
+      new Promise((resolve) => setTimeout(() => resolve('still pending'), 1_000)),
+    ]);
+    expect(settled).toBe('rejected');
+  });
+
+  it("the attempt's body read calls a subclass's own buffer()", async () => {
+    let buffered = 0;
+    class Counted extends HttpResponse {
+      override async buffer(maxBytes?: number): Promise<void> {
+        buffered++;
+        await super.buffer(maxBytes);
+      }
+    }
+    const api = createClient({
+      baseURL: BASE,
+      transport: {
+        send: async (request: HttpRequest) =>
+          new Counted({
+            status: 200,
+            headers: { 'content-type': 'application/json' },
+            url: request.url,
+            // A Node stream, as undici's body is: the body read's own fast path would take it.
+            body: Readable.from([Buffer.from('{"n":2}')]) as unknown as BodySource,
+            request,
+          }),
+        close: async () => {},
+      },
+    });
+    expect(await api.get('items')).toEqual({ n: 2 });
+    expect(buffered).toBe(1);
   });
 });

@@ -199,6 +199,40 @@ describe('undici transport', () => {
     await transport.close();
   });
 
+  it("a dispatcher of yours that answers and then throws, or answers only with a promise: each attempt's answer goes up once", async () => {
+    const data = (opaque: unknown) => ({
+      statusCode: 200,
+      headers: { 'content-type': 'application/json' },
+      trailers: {},
+      opaque,
+      context: {},
+      body: Readable.from([Buffer.from('{"ok":1}')]),
+    });
+    const both = {
+      request(options: { opaque: unknown }, callback: (error: Error | null, data: unknown) => void) {
+        callback(null, data(options.opaque));
+        throw new Error('and then this');
+      },
+      close: async () => {},
+    };
+    const promiseOnly = {
+      request: (options: { opaque: unknown }) => Promise.resolve(data(options.opaque)),
+      close: async () => {},
+    };
+    for (const dispatcher of [both, promiseOnly]) {
+      const attempts: number[] = [];
+      const api = createClient({
+        baseURL: 'http://x.test',
+        dispatcher: dispatcher as unknown as Dispatcher,
+        onEvent: (event) => {
+          if (event.type === 'attempt') attempts.push(event.status ?? 0);
+        },
+      });
+      expect(await api.get('a')).toEqual({ ok: 1 });
+      expect(attempts).toEqual([200]);
+    }
+  });
+
   it('gives every attempt one wall-clock timer (not undici idle timers); a streamed body gets the idle timer', async () => {
     const seen: (Dispatcher.DispatchOptions & { signal?: unknown })[] = [];
     const agent = new Agent();
@@ -272,7 +306,7 @@ describe('fetch transport', () => {
     expect(error).toMatchObject({ kind: 'total', message: '[GET] https://x.test/a: deadline exceeded after 500 ms' });
   });
 
-  it("Node's own fetch gets the chain's header list as it is: every field, the implied content type, a caller's own", async () => {
+  it("Node's own fetch gets every header field the chain set, the implied content type, and a caller's own", async () => {
     const seen: Record<string, string | string[] | undefined>[] = [];
     const server = await servers.start((request, response) => {
       seen.push(request.headers);
@@ -306,7 +340,7 @@ describe('AttemptClock', () => {
     return { clock, fired, at: performance.now() };
   };
 
-  it('clocks of one duration share a timer and each fires at its own end; a stopped one never fires', async () => {
+  it('clocks of one duration each fire at their own end; a stopped one never fires', async () => {
     const first = started(60);
     await new Promise((resolve) => setTimeout(resolve, 20));
     const second = started(60);
@@ -342,7 +376,7 @@ describe('AttemptClock', () => {
     expect(early.clock.aborted).toBe(false);
   });
 
-  it('a clock started while its queue fires gets its own full time; a clock that fires stops no other', async () => {
+  it('a clock started as another fires gets its own full time', async () => {
     const first = started(30);
     const chained = new Promise<{ at: number; fired: number }>((resolve) => {
       first.clock.on('abort', () => {
