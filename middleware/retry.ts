@@ -207,15 +207,21 @@ export function retry(given: RetryOptions = {}): Middleware {
     // the rest of the chain, and nearly every call succeeds at once. p-retry takes over from the first
     // failure.
     const call = new RetryCall(request, next, attemptMs, deadlineAt, totalMs, retries, idempotent, keyed);
-    return after(runAttempt(request, next, attemptMs, deadlineAt, totalMs), next, answered, failed, call, undefined);
+    return after(
+      runAttempt(request, next, attemptMs, deadlineAt, totalMs),
+      next,
+      answered,
+      retryAfter,
+      call,
+      undefined,
+    );
   });
 
-  // The first attempt's steps (made once here): the call's settings come with its answer.
+  // The first attempt's step on an answer (made once here): the call's settings come with it.
   function answered(response: HttpResponse, call: RetryCall): HttpResponse | Promise<HttpResponse> {
-    return retryable(response, call.idempotent, call.keyed) ? failed(new RetryableResponse(response), call) : response;
-  }
-  function failed(error: unknown, call: RetryCall): Promise<HttpResponse> {
-    return retryAfter(error, call);
+    return retryable(response, call.idempotent, call.keyed)
+      ? retryAfter(new RetryableResponse(response), call)
+      : response;
   }
 
   // After a failed first attempt only: the closures here cost every call a heap context otherwise.

@@ -434,15 +434,20 @@ export class HttpResponse {
    * the connection is dropped, so a longer (or endless) body is never held in memory.
    */
   async bytesUpTo(maxBytes: number): Promise<Uint8Array | undefined> {
-    // A compressed body's Content-Length says nothing of what it inflates to: count while reading.
-    const encoded = (this.header('content-encoding') ?? 'identity').toLowerCase() !== 'identity';
-    const declared = encoded ? 0 : Number(this.header('content-length') ?? 0);
+    const declared = this.#declaredLength();
     if (declared > maxBytes) {
       await this.discard();
       return undefined;
     }
     if (this.#used) throw new TypeError('Body has already been used');
     return this.#collect(this.#source, maxBytes, declared);
+  }
+
+  /** The body's length as its head declares it; 0 when unknown, or compressed (count while reading then). */
+  #declaredLength(): number {
+    // A compressed body's Content-Length says nothing of what it inflates to.
+    const encoded = (this.header('content-encoding') ?? 'identity').toLowerCase() !== 'identity';
+    return encoded ? 0 : Number(this.header('content-length') ?? 0);
   }
 
   /** The body as text if it is at most `maxBytes` long, else `undefined` (see `bytesUpTo`). */
@@ -489,10 +494,7 @@ export class HttpResponse {
     if (this.#used || this.#done || maxBytes === Number.POSITIVE_INFINITY || !isNodeReadable(source)) {
       return this.buffer(maxBytes).then(() => this);
     }
-    // A compressed body's Content-Length says nothing of what it inflates to (as in `bytesUpTo`).
-    const encoded = (this.header('content-encoding') ?? 'identity').toLowerCase() !== 'identity';
-    if (!encoded && Number(this.header('content-length') ?? 0) > maxBytes)
-      return this.buffer(maxBytes).then(() => this);
+    if (this.#declaredLength() > maxBytes) return this.buffer(maxBytes).then(() => this);
     this.#used = true;
     return collectUpTo(source, maxBytes).then(
       (bytes) => {
