@@ -56,12 +56,15 @@ export function runAttempt(
   const sent = forward(next, timed);
   if (request.options.streamBody) return sent;
   const maxBytes = request.options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
-  return after(sent, next, bodyRead, undefined, maxBytes, undefined);
+  return after(sent, next, bodyRead, undefined, maxBytes, request.options.textBody === true);
 }
 
-/** The answer with its body read into memory (up to `maxBytes`), unless it is an error status. */
-function bodyRead(response: HttpResponse, maxBytes: number): HttpResponse | Promise<HttpResponse> {
-  return response.status < 400 ? buffered(response, maxBytes) : response;
+/**
+ * The answer with its body read into memory (up to `maxBytes`; as text when the caller reads text),
+ * unless it is an error status.
+ */
+function bodyRead(response: HttpResponse, maxBytes: number, asText: boolean): HttpResponse | Promise<HttpResponse> {
+  return response.status < 400 ? buffered(response, maxBytes, asText) : response;
 }
 
 export interface TimeoutOptions {

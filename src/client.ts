@@ -225,8 +225,8 @@ export class SluiceClient {
     this.#headers = options.headers === undefined ? undefined : defaultHeaders(options.headers);
     this.#defaults =
       options.maxResponseBytes === undefined
-        ? NO_OPTIONS
-        : Object.freeze(own({ maxResponseBytes: options.maxResponseBytes }));
+        ? TEXT_OPTIONS
+        : Object.freeze(own({ textBody: true, maxResponseBytes: options.maxResponseBytes }));
     const run = chain.run;
     const events = (): EventSink | undefined => chain.events;
     // With a baseURL, the caller's URL must stay on the named origins (CVE-2025-27152 in axios).
@@ -464,7 +464,8 @@ class RawResponse<T> implements SluiceResponse<T> {
   }
 }
 
-const NO_OPTIONS: CallOptions = Object.freeze(own({}));
+/** A call's options when it sets none: its body is read as text (JSON, the default `responseType`). */
+const TEXT_OPTIONS: CallOptions = Object.freeze(own({ textBody: true }));
 
 const STREAM_OPTIONS: CallOptions = Object.freeze(own({ streamBody: true }));
 
@@ -546,7 +547,10 @@ function callOptionsOf(options: RequestOptions, defaults: CallOptions): CallOpti
   const retry = ownValue(options, 'retry');
   const auth = ownValue(options, 'auth');
   const bufferBody = ownValue(options, 'bufferBody');
-  const stream = ownValue(options, 'responseType') === 'stream';
+  const responseType = ownValue(options, 'responseType');
+  const stream = responseType === 'stream';
+  // Bytes kept as they came: the caller asked for them, or for a stream.
+  const bytes = stream || responseType === 'arrayBuffer' || responseType === 'blob';
   if (
     timeout === undefined &&
     deadline === undefined &&
@@ -554,10 +558,11 @@ function callOptionsOf(options: RequestOptions, defaults: CallOptions): CallOpti
     auth === undefined &&
     bufferBody === undefined
   ) {
-    if (!stream) return defaults;
-    if (defaults === NO_OPTIONS) return STREAM_OPTIONS;
+    if (!bytes) return defaults;
+    if (stream && defaults === TEXT_OPTIONS) return STREAM_OPTIONS;
   }
   const call: CallOptions = own({ ...defaults });
+  if (bytes) delete call.textBody;
   if (stream) call.streamBody = true;
   if (timeout !== undefined) call.timeout = timeout;
   if (deadline !== undefined) call.deadline = deadline;

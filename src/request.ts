@@ -33,6 +33,13 @@ export interface CallOptions {
    * timeout middleware reads the whole body inside the attempt, under its clock.
    */
   streamBody?: boolean;
+  /**
+   * The caller reads the body as text (`responseType` `'json'`, `'text'` or none: set by the client).
+   * A body read inside the attempt may then be held decoded, as `text()` gives it; bytes asked of it
+   * later are that text's UTF-8, which is the body's own bytes unless it had a byte order mark or
+   * invalid UTF-8.
+   */
+  textBody?: boolean;
   /** Largest response body read into memory, counted after decompression. @default 64 MiB */
   maxResponseBytes?: number;
 }
