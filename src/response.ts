@@ -540,8 +540,7 @@ export class HttpResponse {
     this.#used = true;
     // For a caller that reads text, a large body of known length from undici's own connection (which
     // never delivers more than that length) is decoded by undici's body itself as it ends: see TextSource.
-    const reading =
-      asText && declared >= TEXT_READ_FROM && this.#fresh ? source.text() : collectUpTo(source, maxBytes);
+    const reading = asText && declared >= TEXT_READ_FROM && this.#fresh ? source.text() : collectUpTo(source, maxBytes);
     return reading.then(
       (body) => {
         this.#settle();
