@@ -103,6 +103,11 @@ export interface Chain {
   readonly auth: AuthControl | undefined;
   /** True for a URL on an origin that may receive credentials (baseURL's and every auth layer's). */
   readonly mayReceiveCredentials: (url: string) => boolean;
+  /**
+   * Every layer and the transport are Sluice's own: nothing but the caller reads a response, so a body
+   * the caller reads as text may be held as text (`CallOptions.textBody`).
+   */
+  readonly builtInOnly: boolean;
   subscribe(listener: EventSink): () => void;
   close(): Promise<void>;
 }
@@ -252,6 +257,7 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
     },
     auth: authLayers?.control,
     mayReceiveCredentials: originGuard(origins),
+    builtInOnly: isPure(composed) && isOurs(transport.send),
     close() {
       // Once: later calls are ClosedError, a second close() is the first one's promise. Token requests
       // in flight are ended first: the transport's close waits for what is still running.

@@ -223,10 +223,20 @@ export class SluiceClient {
     this.#baseURL = options.baseURL;
     this.#query = options.query === undefined ? undefined : own(options.query);
     this.#headers = options.headers === undefined ? undefined : defaultHeaders(options.headers);
+    // A body the caller reads as text may be held as text only when no layer of yours could ask it for bytes.
+    const textBody = chain.builtInOnly;
     this.#defaults =
       options.maxResponseBytes === undefined
-        ? TEXT_OPTIONS
-        : Object.freeze(own({ textBody: true, maxResponseBytes: options.maxResponseBytes }));
+        ? textBody
+          ? TEXT_OPTIONS
+          : NO_OPTIONS
+        : Object.freeze(
+            own(
+              textBody
+                ? { textBody, maxResponseBytes: options.maxResponseBytes }
+                : { maxResponseBytes: options.maxResponseBytes },
+            ),
+          );
     const run = chain.run;
     const events = (): EventSink | undefined => chain.events;
     // With a baseURL, the caller's URL must stay on the named origins (CVE-2025-27152 in axios).
@@ -464,6 +474,8 @@ class RawResponse<T> implements SluiceResponse<T> {
   }
 }
 
+const NO_OPTIONS: CallOptions = Object.freeze(own({}));
+
 /** A call's options when it sets none: its body is read as text (JSON, the default `responseType`). */
 const TEXT_OPTIONS: CallOptions = Object.freeze(own({ textBody: true }));
 
@@ -559,7 +571,7 @@ function callOptionsOf(options: RequestOptions, defaults: CallOptions): CallOpti
     bufferBody === undefined
   ) {
     if (!bytes) return defaults;
-    if (stream && defaults === TEXT_OPTIONS) return STREAM_OPTIONS;
+    if (stream && (defaults === TEXT_OPTIONS || defaults === NO_OPTIONS)) return STREAM_OPTIONS;
   }
   const call: CallOptions = own({ ...defaults });
   if (bytes) delete call.textBody;

@@ -34,10 +34,10 @@ export interface CallOptions {
    */
   streamBody?: boolean;
   /**
-   * The caller reads the body as text (`responseType` `'json'`, `'text'` or none: set by the client).
-   * A body read inside the attempt may then be held decoded, as `text()` gives it; bytes asked of it
-   * later are that text's UTF-8, which is the body's own bytes unless it had a byte order mark or
-   * invalid UTF-8.
+   * The caller reads the body as text, and only the caller reads it (set by the client for `responseType`
+   * `'json'`, `'text'` or none, when every layer and the transport are Sluice's own). A large body read
+   * inside the attempt is then held decoded, as `text()` gives it; bytes asked of it later are that
+   * text's UTF-8, which differs from the body's own where it had a byte order mark or invalid UTF-8.
    */
   textBody?: boolean;
   /** Largest response body read into memory, counted after decompression. @default 64 MiB */

@@ -1,3 +1,4 @@
+import { constants } from 'node:buffer';
 import { channel } from 'node:diagnostics_channel';
 import { STATUS_CODES } from 'node:http';
 import { SluiceError } from './errors.js';
@@ -98,9 +99,12 @@ class BytesSource implements BodySource {
  * it, it costs more (64 KB: about 15% more CPU).
  */
 const TEXT_READ_FROM = 256 * 1024;
+/** A body of more bytes than this could decode to a string longer than V8 allows. */
+const { MAX_STRING_LENGTH } = constants;
 
 /**
- * A body read inside the attempt for a caller that reads text (`CallOptions.textBody`): held as the
+ * A body read inside the attempt for a caller that reads text (`CallOptions.textBody`, set only when
+ * every layer and the transport are Sluice's own, so nothing else reads the response): held as the
  * string `text()` gives, decoded by the body itself as it ended, instead of as bytes decoded later.
  * Let go once read. Bytes asked of it are its UTF-8.
  */
@@ -428,7 +432,11 @@ export class HttpResponse {
       // A Node stream (undici's body) is read as it is: its web-stream view costs more than the rest
       // of a small request.
       if (isNodeReadable(source)) return await collectUpTo(source, maxBytes);
-      if (declared > 0) return new Uint8Array(await source.arrayBuffer());
+      if (declared > 0) {
+        // A source's bytes may outnumber its declared length (text held decoded, see TextSource).
+        const bytes = new Uint8Array(await source.arrayBuffer());
+        return bytes.byteLength > maxBytes ? undefined : bytes;
+      }
       return await readUpTo(source, maxBytes);
     } catch (error) {
       throw toSluiceError(error, this.request, this.#signal);
@@ -540,7 +548,10 @@ export class HttpResponse {
     this.#used = true;
     // For a caller that reads text, a large body of known length from undici's own connection (which
     // never delivers more than that length) is decoded by undici's body itself as it ends: see TextSource.
-    const reading = asText && declared >= TEXT_READ_FROM && this.#fresh ? source.text() : collectUpTo(source, maxBytes);
+    const reading =
+      asText && declared >= TEXT_READ_FROM && declared <= MAX_STRING_LENGTH && this.#fresh
+        ? source.text()
+        : collectUpTo(source, maxBytes);
     return reading.then(
       (body) => {
         this.#settle();

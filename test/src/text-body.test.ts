@@ -1,11 +1,13 @@
 /**
  * A large body of a call that reads text (JSON, `responseType: 'text'`, or none) is read inside the
- * attempt by undici's own `text()` and held as that text (`CallOptions.textBody`, `TextSource`). These
- * pin what must not change with it: the parsed data, the bytes a middleware asks for, bytes kept as
- * they came for a call that asked for bytes, and faults mid-body (a reset is retried, a stall times out).
+ * attempt by undici's own `text()` and held as that text (`CallOptions.textBody`, `TextSource`), when
+ * every layer and the transport are Sluice's own. These show when that route is taken, and pin what
+ * must not change with it: the parsed data, the exact bytes for a middleware of yours or a call that
+ * asks for bytes, and faults mid-body (a reset is retried, a stall times out).
  */
 import type { Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { request } from 'undici';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   createClient,
   HttpResponse,
@@ -23,6 +25,7 @@ const servers = serverPool();
 const raws: RawServer[] = [];
 const clients: SluiceClient[] = [];
 afterEach(async () => {
+  vi.restoreAllMocks();
   await Promise.all(clients.splice(0).map((client) => client.close()));
   await Promise.all(raws.splice(0).map((server) => server.close()));
   await servers.closeAll();
@@ -58,9 +61,46 @@ function binaryOf(size: number): Buffer {
   return bytes;
 }
 
+/** undici's body class, whose `text()` the attempt calls for a large body read as text. */
+async function undiciBodyPrototype(url: string): Promise<{ text(): Promise<string> }> {
+  const { body } = await request(url);
+  await body.dump();
+  return Object.getPrototypeOf(body);
+}
+
 describe('a large body of a call that reads text', () => {
-  it('parses to the same data, and a middleware asking for its bytes gets the exact bytes sent', async () => {
+  it("is read by undici's text() only when the call reads text, the body is large and the chain is all Sluice's", async () => {
     const { value, bytes } = jsonOf(LARGE);
+    const small = Buffer.from(JSON.stringify({ small: 'x'.repeat(64 * 1024) }));
+    const s = await servers.start((seen, response) => {
+      const body = seen.url === '/small' ? small : bytes;
+      response.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+      response.end(body);
+    });
+    const text = vi.spyOn(await undiciBodyPrototype(`${s.url}/small`), 'text');
+    const plain = client({ baseURL: s.url }).api;
+    expect(await plain.get('doc')).toEqual(value);
+    expect(text).toHaveBeenCalledTimes(1);
+    expect(await plain.get('doc', { responseType: 'text' })).toBe(bytes.toString('utf8'));
+    expect(text).toHaveBeenCalledTimes(2);
+    // A cap of the client's own keeps the route; a smaller body, or a call that asks for bytes, does not take it.
+    expect(await client({ baseURL: s.url, maxResponseBytes: LARGE * 2 }).api.get('doc')).toEqual(value);
+    expect(text).toHaveBeenCalledTimes(3);
+    expect(await plain.get('small')).toEqual({ small: 'x'.repeat(64 * 1024) });
+    expect(Buffer.from((await plain.get('doc', { responseType: 'arrayBuffer' })) as ArrayBuffer).equals(bytes)).toBe(
+      true,
+    );
+    expect(text).toHaveBeenCalledTimes(3);
+    // A middleware of yours anywhere in the chain may ask for bytes: the body is kept as bytes.
+    const yours: Middleware = (request, next) => next(request);
+    const mixed = client({ baseURL: s.url, middleware: (defaults) => [...defaults, yours] }).api;
+    expect(await mixed.get('doc')).toEqual(value);
+    expect(text).toHaveBeenCalledTimes(3);
+  });
+
+  it('a middleware of yours asking for the bytes gets the exact bytes sent, a byte order mark included', async () => {
+    const { value, bytes: json } = jsonOf(LARGE);
+    const bytes = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), json]);
     const s = await servers.start((_, response) => {
       response.writeHead(200, { 'content-type': 'application/json', 'content-length': bytes.length });
       response.end(bytes);
@@ -79,9 +119,10 @@ describe('a large body of a call that reads text', () => {
         request,
       });
     };
+    // Read as text, the mark is dropped on both routes, as any fetch-style text() drops it.
     const plain = client({ baseURL: s.url }).api;
     expect(await plain.get('doc')).toEqual(value);
-    expect(await plain.get('doc', { responseType: 'text' })).toBe(bytes.toString('utf8'));
+    expect(await plain.get('doc', { responseType: 'text' })).toBe(json.toString('utf8'));
 
     const tapped = client({ baseURL: s.url, middleware: (defaults) => [bytesOnTop, ...defaults] }).api;
     expect(await tapped.get('doc')).toEqual(value);
