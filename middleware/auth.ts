@@ -54,14 +54,21 @@ function authorityOf(url: string): string {
   return authority;
 }
 
-function place(request: HttpRequest, placement: Placement, value: string): HttpRequest {
+/** What goes out for `value`: the query parameter's value, or the header's (`<scheme> <value>`). */
+function placedValue(placement: Placement, value: string): string {
+  if (Object.hasOwn(placement, 'query')) return value;
+  const { scheme } = placement as { scheme?: string };
+  return scheme ? `${scheme} ${value}` : value;
+}
+
+/** `request` with `placed` (see `placedValue`) in the placement's query parameter or header. */
+function place(request: HttpRequest, placement: Placement, placed: string): HttpRequest {
   if (Object.hasOwn(placement, 'query')) {
     const url = new URL(request.url);
-    url.searchParams.set((placement as { query: string }).query, value);
+    url.searchParams.set((placement as { query: string }).query, placed);
     return request.with({ url: url.href });
   }
-  const { header, scheme } = placement as { header: string; scheme?: string };
-  return request.withHeader(header, scheme ? `${scheme} ${value}` : value);
+  return request.withHeader((placement as { header: string }).header, placed);
 }
 
 export interface AuthMiddlewareOptions {
@@ -79,11 +86,11 @@ export function auth({ credential, origins }: AuthMiddlewareOptions): Middleware
   if (!origins || origins.length === 0) throw new ConfigError('auth: origins must list at least the API origin');
   const isAllowed = originGuard(origins);
   if ('static' in credential) {
-    const { value } = credential;
     const placement = ownPlacement(credential.placement);
+    const placed = placedValue(placement, credential.value);
     return builtIn(function attachStatic(request, next) {
       if (request.options.auth === false || !isAllowed(request.url)) return next(request);
-      return next(place(request, placement, value));
+      return next(place(request, placement, placed));
     });
   }
   const manager = credential;
@@ -100,9 +107,20 @@ export function auth({ credential, origins }: AuthMiddlewareOptions): Middleware
   };
   const grant = manager.grant;
   const rotates = typeof grant.rotate === 'function' && Object.hasOwn(grant, 'rotate');
+  // The value that goes out, made once per token set rather than once per request (each request in
+  // flight would hold its own copy of the same string).
+  let lastTokens: TokenSet | undefined;
+  let lastPlacement: Placement | undefined;
+  let lastPlaced = '';
   const send = (request: HttpRequest, next: Next, tokens: TokenSet) => {
     request.state.generation = tokens.generation;
-    return next(place(request, placementOf(tokens.tokenType), tokens.accessToken));
+    const placement = placementOf(tokens.tokenType);
+    if (tokens !== lastTokens || placement !== lastPlacement) {
+      lastPlaced = placedValue(placement, tokens.accessToken);
+      lastTokens = tokens;
+      lastPlacement = placement;
+    }
+    return next(place(request, placement, lastPlaced));
   };
   // The response may hand over the credential's next value (a session cookie the server rotated).
   const sendAndRotate = async (request: HttpRequest, next: Next, tokens: TokenSet) => {

@@ -240,18 +240,31 @@ export class HttpRequest {
     const given = String(name);
     if (!HEADER_NAME.test(given)) throw new TypeError('invalid header name');
     const key = given.toLowerCase();
-    const fields: string[] = [];
-    const old = this.#fields;
-    for (let i = 0; i < old.length; i += 2) if (old[i] !== key) fields.push(old[i]!, old[i + 1]!);
+    let normalized: string | undefined;
     if (value !== null) {
       value = String(value);
-      const normalized =
+      normalized =
         isSpace(value.charCodeAt(0)) || isSpace(value.charCodeAt(value.length - 1))
           ? value.replace(EDGE_SPACE, '')
           : value;
       // The message names neither the header's value nor its name's value: a credential may be either.
       if (BAD_VALUE.test(normalized)) throw new TypeError('invalid header value');
-      fields.push(key, normalized);
+    }
+    // Sized exactly: grown by push, a two-field array (the credential alone) would hold room for 17.
+    // The copy is held for the whole call.
+    const old = this.#fields;
+    let kept = 0;
+    for (let i = 0; i < old.length; i += 2) if (old[i] !== key) kept += 2;
+    const fields = new Array<string>(kept + (normalized === undefined ? 0 : 2));
+    let at = 0;
+    for (let i = 0; i < old.length; i += 2) {
+      if (old[i] === key) continue;
+      fields[at++] = old[i]!;
+      fields[at++] = old[i + 1]!;
+    }
+    if (normalized !== undefined) {
+      fields[at++] = key;
+      fields[at] = normalized;
     }
     const copy = new HttpRequest(NO_CHANGES as HttpRequestInit, this);
     copy.#fields = fields;
