@@ -108,19 +108,17 @@ export function auth({ credential, origins }: AuthMiddlewareOptions): Middleware
   const grant = manager.grant;
   const rotates = typeof grant.rotate === 'function' && Object.hasOwn(grant, 'rotate');
   // The value that goes out, made once per token set rather than once per request (each request in
-  // flight would hold its own copy of the same string).
-  let lastTokens: TokenSet | undefined;
-  let lastPlacement: Placement | undefined;
-  let lastPlaced = '';
+  // flight would hold its own copy of the same string). Weakly: a replaced token set is not kept here.
+  const placed = new WeakMap<TokenSet, string>();
   const send = (request: HttpRequest, next: Next, tokens: TokenSet) => {
     request.state.generation = tokens.generation;
     const placement = placementOf(tokens.tokenType);
-    if (tokens !== lastTokens || placement !== lastPlacement) {
-      lastPlaced = placedValue(placement, tokens.accessToken);
-      lastTokens = tokens;
-      lastPlacement = placement;
+    let value = placed.get(tokens);
+    if (value === undefined) {
+      value = placedValue(placement, tokens.accessToken);
+      placed.set(tokens, value);
     }
-    return next(place(request, placement, lastPlaced));
+    return next(place(request, placement, value));
   };
   // The response may hand over the credential's next value (a session cookie the server rotated).
   const sendAndRotate = async (request: HttpRequest, next: Next, tokens: TokenSet) => {

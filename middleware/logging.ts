@@ -129,6 +129,19 @@ function describeBody(request: HttpRequest): unknown {
   return `[${(body as object).constructor?.name ?? typeof body}]`;
 }
 
+/** Each logging layer's `sinkFor` (see `loggingSink`). */
+const SINKS = new WeakMap<Middleware, (parent: EventSink | undefined) => EventSink>();
+
+/**
+ * For a chain whose first layer is `layer`, a logging layer: the event sink it gives the requests
+ * below it, in place of `parent`. The chain gives it to a call's request at once, so the layer passes
+ * the request on as it is instead of a copy held for the whole call. Nothing is above the first layer,
+ * so no event reaches the log that did not before. `undefined` for any other middleware.
+ */
+export function loggingSink(layer: Middleware | undefined): ((parent: EventSink | undefined) => EventSink) | undefined {
+  return layer === undefined ? undefined : SINKS.get(layer);
+}
+
 /**
  * Logs one line per wire attempt (method, redacted URL, status, duration, attempt, request id), and
  * each retry, redirect and re-issue, by listening to the events the chain below emits.
@@ -139,6 +152,8 @@ export function logging(given: LoggingOptions): Middleware {
   const logger = adaptLogger(options.logger, level);
   const log = logEvents(options);
   const tees = new WeakMap<EventSink, EventSink>();
+  // The sinks this layer made: a request that already carries one (see `loggingSink`) goes on as it is.
+  const made = new WeakSet<EventSink>([log]);
   const sinkFor = (parent: EventSink | undefined): EventSink => {
     if (!parent) return log;
     let tee = tees.get(parent);
@@ -148,10 +163,11 @@ export function logging(given: LoggingOptions): Middleware {
         parent(event);
       };
       tees.set(parent, tee);
+      made.add(tee);
     }
     return tee;
   };
-  return builtIn(function logRequests(request, next) {
+  const layer = builtIn(function logRequests(request, next) {
     if (level === 'debug') {
       logger.debug(
         {
@@ -165,6 +181,9 @@ export function logging(given: LoggingOptions): Middleware {
         `${request.method} ${redactUrl(request.url)}`,
       );
     }
-    return next(request.with({ events: sinkFor(request.events) }));
+    const { events } = request;
+    return next(events !== undefined && made.has(events) ? request : request.with({ events: sinkFor(events) }));
   });
+  SINKS.set(layer, sinkFor);
+  return layer;
 }

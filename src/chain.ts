@@ -3,7 +3,7 @@ import Keyv from 'keyv';
 import { originGuard } from '../middleware/auth.js';
 import { bindCredentials } from '../middleware/credentials.js';
 import { errors } from '../middleware/errors.js';
-import { logEvents, logging } from '../middleware/logging.js';
+import { logEvents, logging, loggingSink } from '../middleware/logging.js';
 import { pace } from '../middleware/pace.js';
 import { redirects } from '../middleware/redirects.js';
 import { type RetryOptions, retry } from '../middleware/retry.js';
@@ -97,7 +97,10 @@ export interface Chain {
   /** What a failed call rejects with: a shutdown's abort is a `ClosedError` once `close()` was called. */
   failure(request: HttpRequest, error: unknown): unknown;
   readonly transport: Transport;
-  /** The client-wide event sink; undefined when nobody listens. */
+  /**
+   * The event sink a call's request starts with: the client-wide one (undefined when nobody listens),
+   * seen through the logging layer when that is the chain's first.
+   */
   readonly events: EventSink | undefined;
   /** `api.auth`: present when `auth` was given. */
   readonly auth: AuthControl | undefined;
@@ -234,6 +237,8 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
   } catch (error) {
     throw new ConfigError((error as Error).message);
   }
+  // A logging layer on top of the chain: its sink goes on each call's request at once (see `loggingSink`).
+  const topSink = loggingSink(list[0]);
   const tracedRun = traced(tel ? tel.call(composed) : composed);
   const run: Next = (request) => (closing ? Promise.reject(closed(request)) : tracedRun(request));
   // The whole chain is Sluice's own: the caller may add its step to the answer too (see `after`).
@@ -253,7 +258,7 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
     },
     transport,
     get events() {
-      return events();
+      return topSink ? topSink(events()) : events();
     },
     auth: authLayers?.control,
     mayReceiveCredentials: originGuard(origins),

@@ -233,6 +233,33 @@ describe('undici transport', () => {
     }
   });
 
+  it('splits each URL into the origin and path it names, whatever origin came before it', async () => {
+    const seen: [string, string][] = [];
+    const recording = {
+      request(options: { origin: string; path: string }, callback: (error: Error | null) => void) {
+        seen.push([options.origin, options.path]);
+        callback(new Error('recorded'));
+      },
+      close: async () => {},
+    };
+    const transport = undiciTransport({ dispatcher: recording as unknown as Dispatcher });
+    const urls: [string, string, string][] = [
+      ['http://a.test/x', 'http://a.test', '/x'],
+      ['http://a.test/y?q=1', 'http://a.test', '/y?q=1'],
+      ['http://a.test:8443/x', 'http://a.test:8443', '/x'],
+      ['http://a.test/x', 'http://a.test', '/x'],
+      ['http://a.test.evil/x', 'http://a.test.evil', '/x'],
+      ['http://a.test/x', 'http://a.test', '/x'],
+      ['http://user@a.test/x', 'http://a.test', '/x'],
+      ['http://a.test/x', 'http://a.test', '/x'],
+      ['http://a.test?q=/p', 'http://a.test', '/?q=/p'],
+      ['http://a.test/x#frag', 'http://a.test', '/x'],
+      ['HTTP://A.TEST/x', 'HTTP://A.TEST', '/x'],
+    ];
+    for (const [url] of urls) await rejection(transport.send(new HttpRequest({ url })));
+    expect(seen).toEqual(urls.map(([, origin, path]) => [origin, path]));
+  });
+
   it('gives every attempt one wall-clock timer (not undici idle timers); a streamed body gets the idle timer', async () => {
     const seen: (Dispatcher.DispatchOptions & { signal?: unknown })[] = [];
     const agent = new Agent();

@@ -1,0 +1,100 @@
+/**
+ * When the logging layer is the chain's first, a call's request starts with its event sink (the chain
+ * gives it at once, `loggingSink`), and the layer passes the request on instead of holding a copy for
+ * the whole call. What is logged, and what reaches `onEvent`, must stay as it was: the events of the
+ * layers below the logging layer, and none of a middleware of yours above it.
+ */
+import { describe, expect, it } from 'vitest';
+import { createClient, type HttpRequest, HttpResponse, type Middleware, type SluiceEvent } from '../../src/index.js';
+import { bytesSource } from '../../src/internals.js';
+import { memoryLogger } from '../helpers/logger.js';
+
+const BASE = 'http://api.test';
+
+/** Answers 503 once, then 200: one retry event from the retry layer, below logging. */
+function flaky() {
+  let calls = 0;
+  return {
+    send: async (request: HttpRequest) =>
+      new HttpResponse({
+        status: calls++ === 0 ? 503 : 200,
+        headers: { 'content-type': 'application/json' },
+        url: request.url,
+        body: bytesSource('{"ok":true}'),
+        request,
+      }),
+    close: async () => {},
+  };
+}
+
+/** A middleware of yours that emits an event of its own on the request it gets. */
+function announcing(seen: HttpRequest[]): Middleware {
+  return (request, next) => {
+    seen.push(request);
+    request.events?.({
+      type: 'retry',
+      requestId: request.state.id,
+      method: request.method,
+      url: request.url,
+      attempt: 99,
+      reason: 'mine',
+      delayMs: 0,
+    });
+    return next(request);
+  };
+}
+
+describe('the logging layer on top of the chain', () => {
+  it('logs the events of the layers below it and passes them on, from a request that carries its sink already', async () => {
+    const { logger, lines } = memoryLogger();
+    const events: SluiceEvent[] = [];
+    const below: HttpRequest[] = [];
+    const api = createClient({
+      baseURL: BASE,
+      logger,
+      transport: flaky(),
+      retry: { limit: 1, baseDelay: 0 },
+      onEvent: (event) => events.push(event),
+      // Yours right below logging sees what the logging layer handed on.
+      middleware: (defaults) => [defaults[0]!, announcing(below), ...defaults.slice(1)],
+    });
+    expect(await api.get('items')).toEqual({ ok: true });
+    // Both the retry layer's event and yours (below logging) are logged and reach onEvent.
+    expect(events.filter((event) => event.type === 'retry').map((event) => event.attempt)).toEqual([99, 1]);
+    // Each once: yours, then the retry layer's.
+    expect(lines.filter((line) => line.fields.sluice === 'retry').map((line) => line.fields.attempt)).toEqual([99, 1]);
+    expect(below).toHaveLength(1);
+  });
+
+  it('a middleware of yours above it: its own events are not logged, as before', async () => {
+    const { logger, lines } = memoryLogger();
+    const events: SluiceEvent[] = [];
+    const above: HttpRequest[] = [];
+    const api = createClient({
+      baseURL: BASE,
+      logger,
+      transport: flaky(),
+      retry: { limit: 1, baseDelay: 0 },
+      onEvent: (event) => events.push(event),
+      middleware: (defaults) => [announcing(above), ...defaults],
+    });
+    expect(await api.get('items')).toEqual({ ok: true });
+    // onEvent hears both; the log only the retry layer's.
+    expect(events.filter((event) => event.type === 'retry').map((event) => event.attempt)).toEqual([99, 1]);
+    expect(lines.filter((line) => line.fields.sluice === 'retry').map((line) => line.fields.attempt)).toEqual([1]);
+  });
+
+  it('the same logging layer twice in one chain logs each event once', async () => {
+    const { logger, lines } = memoryLogger();
+    const api = createClient({
+      baseURL: BASE,
+      logger,
+      transport: flaky(),
+      retry: { limit: 1, baseDelay: 0 },
+      middleware: (defaults) => [defaults[0]!, ...defaults.slice(1), defaults[0]!],
+    });
+    expect(await api.get('items')).toEqual({ ok: true });
+    expect(lines.filter((line) => line.fields.sluice === 'retry').map((line) => line.fields.attempt)).toEqual([1]);
+    expect(lines.filter((line) => line.fields.sluice === 'attempt')).toHaveLength(2);
+  });
+});
