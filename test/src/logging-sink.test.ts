@@ -44,57 +44,49 @@ function announcing(seen: HttpRequest[]): Middleware {
   };
 }
 
+/**
+ * One GET through a client with a logger and `middleware` (the default layers given), against a
+ * transport that answers 503 once: the retry attempts each event was about, as logged and as heard.
+ */
+async function oneCall(middleware: (defaults: readonly Middleware[]) => Middleware[]) {
+  const { logger, lines } = memoryLogger();
+  const events: SluiceEvent[] = [];
+  const api = createClient({
+    baseURL: BASE,
+    logger,
+    transport: flaky(),
+    retry: { limit: 1, baseDelay: 0 },
+    onEvent: (event) => events.push(event),
+    middleware,
+  });
+  expect(await api.get('items')).toEqual({ ok: true });
+  return {
+    logged: lines.filter((line) => line.fields.sluice === 'retry').map((line) => line.fields.attempt),
+    heard: events.filter((event) => event.type === 'retry').map((event) => event.attempt),
+    attemptLines: lines.filter((line) => line.fields.sluice === 'attempt').length,
+  };
+}
+
 describe('the logging layer on top of the chain', () => {
   it('logs the events of the layers below it and passes them on, from a request that carries its sink already', async () => {
-    const { logger, lines } = memoryLogger();
-    const events: SluiceEvent[] = [];
     const below: HttpRequest[] = [];
-    const api = createClient({
-      baseURL: BASE,
-      logger,
-      transport: flaky(),
-      retry: { limit: 1, baseDelay: 0 },
-      onEvent: (event) => events.push(event),
-      // Yours right below logging sees what the logging layer handed on.
-      middleware: (defaults) => [defaults[0]!, announcing(below), ...defaults.slice(1)],
-    });
-    expect(await api.get('items')).toEqual({ ok: true });
-    // Both the retry layer's event and yours (below logging) are logged and reach onEvent.
-    expect(events.filter((event) => event.type === 'retry').map((event) => event.attempt)).toEqual([99, 1]);
-    // Each once: yours, then the retry layer's.
-    expect(lines.filter((line) => line.fields.sluice === 'retry').map((line) => line.fields.attempt)).toEqual([99, 1]);
+    // Yours right below logging sees what the logging layer handed on.
+    const { logged, heard } = await oneCall((defaults) => [defaults[0]!, announcing(below), ...defaults.slice(1)]);
+    // Yours (below logging), then the retry layer's: each logged once, and each reaching onEvent.
+    expect(logged).toEqual([99, 1]);
+    expect(heard).toEqual([99, 1]);
     expect(below).toHaveLength(1);
   });
 
   it('a middleware of yours above it: its own events are not logged, as before', async () => {
-    const { logger, lines } = memoryLogger();
-    const events: SluiceEvent[] = [];
-    const above: HttpRequest[] = [];
-    const api = createClient({
-      baseURL: BASE,
-      logger,
-      transport: flaky(),
-      retry: { limit: 1, baseDelay: 0 },
-      onEvent: (event) => events.push(event),
-      middleware: (defaults) => [announcing(above), ...defaults],
-    });
-    expect(await api.get('items')).toEqual({ ok: true });
-    // onEvent hears both; the log only the retry layer's.
-    expect(events.filter((event) => event.type === 'retry').map((event) => event.attempt)).toEqual([99, 1]);
-    expect(lines.filter((line) => line.fields.sluice === 'retry').map((line) => line.fields.attempt)).toEqual([1]);
+    const { logged, heard } = await oneCall((defaults) => [announcing([]), ...defaults]);
+    expect(logged).toEqual([1]);
+    expect(heard).toEqual([99, 1]);
   });
 
   it('the same logging layer twice in one chain logs each event once', async () => {
-    const { logger, lines } = memoryLogger();
-    const api = createClient({
-      baseURL: BASE,
-      logger,
-      transport: flaky(),
-      retry: { limit: 1, baseDelay: 0 },
-      middleware: (defaults) => [defaults[0]!, ...defaults.slice(1), defaults[0]!],
-    });
-    expect(await api.get('items')).toEqual({ ok: true });
-    expect(lines.filter((line) => line.fields.sluice === 'retry').map((line) => line.fields.attempt)).toEqual([1]);
-    expect(lines.filter((line) => line.fields.sluice === 'attempt')).toHaveLength(2);
+    const { logged, attemptLines } = await oneCall((defaults) => [defaults[0]!, ...defaults.slice(1), defaults[0]!]);
+    expect(logged).toEqual([1]);
+    expect(attemptLines).toBe(2);
   });
 });
