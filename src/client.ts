@@ -108,6 +108,22 @@ class Call implements RequestMeta {
 const JSON_TYPE = /^application\/(?:[\w!#$%&*.^`~-]*\+)?json/i;
 
 /**
+ * How the client reads a call's body (from its `responseType`): text, bytes or a blob as ofetch asks
+ * (0); JSON when the content type says so, or there is none and it parses, else text (1: no
+ * `responseType`); JSON whatever the content type (2: `'json'`); a stream (3).
+ */
+type ReadAs = 0 | 1 | 2 | 3;
+const AS_IS: ReadAs = 0;
+const JSON_OR_TEXT: ReadAs = 1;
+const JSON_ONLY: ReadAs = 2;
+const STREAM: ReadAs = 3;
+
+/** The `parseResponse` of every call that reads JSON: the view's `text()` has decoded it already. */
+const DECODED = (data: unknown): unknown => data;
+/** The same for `responseType: 'json'`, a function of its own so the view knows which it is. */
+const DECODED_JSON_ONLY = (data: unknown): unknown => data;
+
+/**
  * What ofetch sees of a response. ofetch tests `body` only for truthiness (and hands it out for
  * `responseType: 'stream'`), so a marker stands in for it: building a web stream per response would
  * cost more than the rest of the request.
@@ -116,9 +132,11 @@ class OfetchResponse {
   _data: unknown = undefined;
   readonly body: unknown;
   readonly response: HttpResponse;
-  constructor(response: HttpResponse, stream: boolean) {
+  readonly #read: ReadAs;
+  constructor(response: HttpResponse, read: ReadAs) {
     this.response = response;
-    this.body = stream ? response.body : true;
+    this.#read = read;
+    this.body = read === STREAM ? response.body : true;
   }
   get status() {
     return this.response.status;
@@ -135,8 +153,16 @@ class OfetchResponse {
   get url() {
     return this.response.url;
   }
-  text() {
-    return this.response.text();
+  /**
+   * For a call that reads JSON, the decoded data: ofetch hands what this gives to the call's
+   * `parseResponse`, which passes it on as it is (one shared function, no closure per call held while
+   * the call waits).
+   */
+  text(): Promise<unknown> {
+    const read = this.#read;
+    if (read !== JSON_OR_TEXT && read !== JSON_ONLY) return this.response.text();
+    const { response } = this;
+    return response.text().then((text) => decode(text, response, response.request, read === JSON_ONLY));
   }
   arrayBuffer() {
     return this.response.arrayBuffer();
@@ -254,7 +280,15 @@ export class SluiceClient {
         events: events(),
       });
       call.request = request;
-      return after(run(request), run, answered, undefined, call, init.responseType === 'stream');
+      const read =
+        init.parseResponse === DECODED
+          ? JSON_OR_TEXT
+          : init.parseResponse === DECODED_JSON_ONLY
+            ? JSON_ONLY
+            : init.responseType === 'stream'
+              ? STREAM
+              : AS_IS;
+      return after(run(request), run, answered, undefined, call, read);
     };
     // Not async: while the answer is awaited, a call holds a promise here, not a suspended function.
     const chainFetch = (target: ResolvedURL, init: OfetchCall): Promise<OfetchResponse> => {
@@ -413,7 +447,7 @@ export class SluiceClient {
     const signal = ownValue(options, 'signal');
     if (signal !== undefined) ofetchOptions.signal = signal;
     if (responseType === undefined || responseType === 'json') {
-      ofetchOptions.parseResponse = (text: string) => decode(text, call.response, call, responseType === 'json');
+      ofetchOptions.parseResponse = responseType === 'json' ? DECODED_JSON_ONLY : DECODED;
     } else {
       ofetchOptions.responseType = responseType;
     }
@@ -436,9 +470,9 @@ export class SluiceClient {
 const dataOf = (view: OfetchResponse): unknown => view._data;
 
 /** The chain's answer for ofetch, kept on the call for its errors. */
-function answered(response: HttpResponse, call: Call, stream: boolean): OfetchResponse {
+function answered(response: HttpResponse, call: Call, read: ReadAs): OfetchResponse {
   call.response = response;
-  return new OfetchResponse(response, stream);
+  return new OfetchResponse(response, read);
 }
 
 /** A resolved URL, as an object: ofetch resolves only string requests (see the constructor). */
@@ -539,7 +573,7 @@ class OfetchCall {
   readonly headers: OfetchHeaders;
   body: FetchOptions['body'] = undefined;
   signal: AbortSignal | undefined = undefined;
-  parseResponse: ((text: string) => unknown) | undefined = undefined;
+  parseResponse: ((data: unknown) => unknown) | undefined = undefined;
   responseType: ResponseType | undefined = undefined;
   // Read by ofetch from these options themselves, before the merge: own, so never a polluted prototype's.
   readonly query = undefined;
@@ -584,10 +618,10 @@ function callOptionsOf(options: RequestOptions, defaults: CallOptions): CallOpti
   return call;
 }
 
-function decode(text: string, response: HttpResponse | undefined, meta: RequestMeta, forceJson: boolean): unknown {
+function decode(text: string, response: HttpResponse, meta: RequestMeta, forceJson: boolean): unknown {
   if (text.length === 0) return undefined;
-  const type = response?.header('content-type') ?? '';
-  if (forceJson || JSON_TYPE.test(type)) return parseJson(text, response?.request ?? meta);
+  const type = response.header('content-type') ?? '';
+  if (forceJson || JSON_TYPE.test(type)) return parseJson(text, meta);
   if (type === '') {
     try {
       return JSON.parse(text);
