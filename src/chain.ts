@@ -222,7 +222,8 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
   // A retry, redirect hop or re-issue due after close() is not sent: it fails as ClosedError. A
   // transport of Sluice's own hands up an answer the layers above may add their steps to; one of yours
   // might hand up (and look at) another chain's answer, so none may be added to after it.
-  const send: Next = isOurs(transport.send)
+  const ownTransport = isOurs(transport.send);
+  const send: Next = ownTransport
     ? markPure((request) => (closing ? Promise.reject(closed(request)) : transport.send(request)))
     : (request) => {
         if (closing) return Promise.reject(closed(request));
@@ -262,7 +263,7 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
     },
     auth: authLayers?.control,
     mayReceiveCredentials: originGuard(origins),
-    builtInOnly: isPure(composed) && isOurs(transport.send),
+    builtInOnly: ownTransport && isPure(composed),
     close() {
       // Once: later calls are ClosedError, a second close() is the first one's promise. Token requests
       // in flight are ended first: the transport's close waits for what is still running.

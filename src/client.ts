@@ -83,6 +83,8 @@ class Call implements RequestMeta {
   request: HttpRequest | undefined = undefined;
   readonly method: string;
   readonly chain: Chain;
+  /** How the client reads the body, from the call's `responseType`. */
+  readonly read: ReadAs;
   readonly #url: string;
   readonly #base: string | undefined;
   constructor(
@@ -92,10 +94,12 @@ class Call implements RequestMeta {
     url: string,
     base: string | undefined,
     chain: Chain,
+    read: ReadAs,
   ) {
     this.options = options;
     this.context = context;
     this.method = method;
+    this.read = read;
     this.#url = url;
     this.#base = base;
     this.chain = chain;
@@ -118,10 +122,14 @@ const JSON_OR_TEXT: ReadAs = 1;
 const JSON_ONLY: ReadAs = 2;
 const STREAM: ReadAs = 3;
 
+function readAsOf(responseType: RequestOptions['responseType']): ReadAs {
+  if (responseType === undefined) return JSON_OR_TEXT;
+  if (responseType === 'json') return JSON_ONLY;
+  return responseType === 'stream' ? STREAM : AS_IS;
+}
+
 /** The `parseResponse` of every call that reads JSON: the view's `text()` has decoded it already. */
 const DECODED = (data: unknown): unknown => data;
-/** The same for `responseType: 'json'`, a function of its own so the view knows which it is. */
-const DECODED_JSON_ONLY = (data: unknown): unknown => data;
 
 /**
  * What ofetch sees of a response. ofetch tests `body` only for truthiness (and hands it out for
@@ -250,19 +258,9 @@ export class SluiceClient {
     this.#query = options.query === undefined ? undefined : own(options.query);
     this.#headers = options.headers === undefined ? undefined : defaultHeaders(options.headers);
     // A body the caller reads as text may be held as text only when no layer of yours could ask it for bytes.
-    const textBody = chain.builtInOnly;
-    this.#defaults =
-      options.maxResponseBytes === undefined
-        ? textBody
-          ? TEXT_OPTIONS
-          : NO_OPTIONS
-        : Object.freeze(
-            own(
-              textBody
-                ? { textBody, maxResponseBytes: options.maxResponseBytes }
-                : { maxResponseBytes: options.maxResponseBytes },
-            ),
-          );
+    const base = chain.builtInOnly ? TEXT_OPTIONS : NO_OPTIONS;
+    const { maxResponseBytes } = options;
+    this.#defaults = maxResponseBytes === undefined ? base : Object.freeze(own({ ...base, maxResponseBytes }));
     const run = chain.run;
     const events = (): EventSink | undefined => chain.events;
     // With a baseURL, the caller's URL must stay on the named origins (CVE-2025-27152 in axios).
@@ -280,15 +278,7 @@ export class SluiceClient {
         events: events(),
       });
       call.request = request;
-      const read =
-        init.parseResponse === DECODED
-          ? JSON_OR_TEXT
-          : init.parseResponse === DECODED_JSON_ONLY
-            ? JSON_ONLY
-            : init.responseType === 'stream'
-              ? STREAM
-              : AS_IS;
-      return after(run(request), run, answered, undefined, call, read);
+      return after(run(request), run, answered, undefined, call, undefined);
     };
     // Not async: while the answer is awaited, a call holds a promise here, not a suspended function.
     const chainFetch = (target: ResolvedURL, init: OfetchCall): Promise<OfetchResponse> => {
@@ -409,6 +399,7 @@ export class SluiceClient {
         url,
         this.#baseURL,
         this.#chain,
+        readAsOf(responseType),
       );
       const query = ownValue(options, 'query');
       headers = ownValue(options, 'headers');
@@ -446,8 +437,8 @@ export class SluiceClient {
     if (body !== undefined) ofetchOptions.body = body as FetchOptions['body'];
     const signal = ownValue(options, 'signal');
     if (signal !== undefined) ofetchOptions.signal = signal;
-    if (responseType === undefined || responseType === 'json') {
-      ofetchOptions.parseResponse = responseType === 'json' ? DECODED_JSON_ONLY : DECODED;
+    if (call.read === JSON_OR_TEXT || call.read === JSON_ONLY) {
+      ofetchOptions.parseResponse = DECODED;
     } else {
       ofetchOptions.responseType = responseType;
     }
@@ -470,9 +461,9 @@ export class SluiceClient {
 const dataOf = (view: OfetchResponse): unknown => view._data;
 
 /** The chain's answer for ofetch, kept on the call for its errors. */
-function answered(response: HttpResponse, call: Call, read: ReadAs): OfetchResponse {
+function answered(response: HttpResponse, call: Call): OfetchResponse {
   call.response = response;
-  return new OfetchResponse(response, read);
+  return new OfetchResponse(response, call.read);
 }
 
 /** A resolved URL, as an object: ofetch resolves only string requests (see the constructor). */
