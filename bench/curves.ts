@@ -1,11 +1,13 @@
 /**
  * Cost curves: Sluice's full chain against undici.request (the floor) as the work grows, each point's
- * throughput ratio measured in interleaved rounds in one run. Concurrency 1..1024; response bodies
+ * throughput ratio measured in interleaved rounds in one run (the median of the rounds' own ratios), with
+ * the garbage-collection pause per request of each. Concurrency 1..1024; response bodies
  * 200 B to 1 MB (parsed JSON) and a 10 MB stream that must not be buffered; request bodies of the same
  * sizes (the 10 MB one a stream); 1 and 50 origins through one client. Also the peak RSS growth per
  * request in flight, sampled every 20 ms.
  */
 import { fork } from 'node:child_process';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
 import { median, table } from './harness.js';
@@ -32,6 +34,8 @@ export interface CurveResult {
   cpuRatio: number;
   /** Peak RSS growth over the point's baseline, per request in flight, in KB. */
   rssPerInFlight: { sluice: number; undici: number };
+  /** Garbage-collection pause per request, in µs: where a point's extra CPU goes when it falls. */
+  gcPerRequest: { sluice: number; undici: number };
 }
 
 const MB = 1024 * 1024;
@@ -54,10 +58,22 @@ async function drain(stream: AsyncIterable<Uint8Array>): Promise<number> {
   return n;
 }
 
-/** `seconds` of `concurrency` loops; requests per second, CPU µs per request, and the RSS peak seen. */
+/** Milliseconds of garbage-collection pauses since the process started (the observer's running total). */
+let gcPaused = 0;
+const gcObserver = new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) gcPaused += entry.duration;
+});
+
+/**
+ * `seconds` of `concurrency` loops; requests per second, CPU and GC pause µs per request, and the RSS
+ * peak seen.
+ */
 async function measure(send: (i: number) => Promise<unknown>, concurrency: number, seconds: number) {
+  // A collection forced just before is timed by an entry that may not have arrived yet.
+  await new Promise((resolve) => setImmediate(resolve));
   let done = 0;
   let peak = process.memoryUsage().rss;
+  const pausedBefore = gcPaused;
   const sampler = setInterval(() => {
     peak = Math.max(peak, process.memoryUsage().rss);
   }, 20);
@@ -74,7 +90,14 @@ async function measure(send: (i: number) => Promise<unknown>, concurrency: numbe
   );
   const cpu = process.cpuUsage(cpuBefore);
   clearInterval(sampler);
-  return { rps: done / ((performance.now() - started) / 1000), cpu: (cpu.user + cpu.system) / done, peak };
+  // Entries arrive after the pause they time: let the last ones in before reading the total.
+  await new Promise((resolve) => setImmediate(resolve));
+  return {
+    rps: done / ((performance.now() - started) / 1000),
+    cpu: (cpu.user + cpu.system) / done,
+    gc: ((gcPaused - pausedBefore) * 1000) / done,
+    peak,
+  };
 }
 
 export async function costCurves(options: { rounds: number; seconds: number }): Promise<CurveResult[]> {
@@ -173,6 +196,7 @@ export async function costCurves(options: { rounds: number; seconds: number }): 
   });
 
   const results: CurveResult[] = [];
+  gcObserver.observe({ entryTypes: ['gc'] });
   try {
     for (const point of points) {
       for (const send of [point.sluice, point.undici]) await measure(send, point.concurrency, 0.5);
@@ -189,7 +213,11 @@ export async function costCurves(options: { rounds: number; seconds: number }): 
         }
       }
       const rps = (which: 'sluice' | 'undici') => median(runs[which].map((run) => run.rps));
-      const cpu = (which: 'sluice' | 'undici') => median(runs[which].map((run) => run.cpu));
+      const gc = (which: 'sluice' | 'undici') => median(runs[which].map((run) => run.gc));
+      // Each round measures both clients back to back: the ratio is the median of the rounds' own
+      // ratios, so a drift in the machine's speed between rounds cancels instead of landing on one side.
+      const paired = (of: (run: Awaited<ReturnType<typeof measure>>) => number) =>
+        median(runs.sluice.map((run, round) => of(run) / of(runs.undici[round]!)));
       const rss = (which: 'sluice' | 'undici') =>
         Math.max(0, ...runs[which].map((run) => run.peak)) / 1024 / point.concurrency;
       results.push({
@@ -198,13 +226,15 @@ export async function costCurves(options: { rounds: number; seconds: number }): 
         concurrency: point.concurrency,
         undici: rps('undici'),
         sluice: rps('sluice'),
-        ratio: rps('sluice') / rps('undici'),
-        cpuRatio: cpu('sluice') / cpu('undici'),
+        ratio: paired((run) => run.rps),
+        cpuRatio: paired((run) => run.cpu),
         rssPerInFlight: { sluice: rss('sluice'), undici: rss('undici') },
+        gcPerRequest: { sluice: gc('sluice'), undici: gc('undici') },
       });
       process.stdout.write(`  ${point.curve} ${point.label} done\n`);
     }
   } finally {
+    gcObserver.disconnect();
     await api.close();
     await agent.close();
     server.close();
@@ -224,6 +254,7 @@ export function curveTable(results: CurveResult[]): string {
       'sluice / undici',
       'vs 200 B, c=64',
       'CPU x undici',
+      'GC pause µs/req (sluice / undici)',
       'peak RSS KB per in-flight (sluice / undici)',
     ],
     results.map((result) => [
@@ -235,6 +266,7 @@ export function curveTable(results: CurveResult[]): string {
       result.ratio.toFixed(2),
       `${((100 * result.ratio) / reference.ratio - 100).toFixed(0)}%`,
       result.cpuRatio.toFixed(2),
+      `${result.gcPerRequest.sluice.toFixed(1)} / ${result.gcPerRequest.undici.toFixed(1)}`,
       `${result.rssPerInFlight.sluice.toFixed(0)} / ${result.rssPerInFlight.undici.toFixed(0)}`,
     ]),
   );

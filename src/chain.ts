@@ -168,10 +168,16 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
     publishEvent(event);
     tel?.events(event);
   };
+  // The logger's token lines: token events only, so a logger alone makes no call produce events.
+  let logToken: EventSink | undefined;
+  const tokenHub: EventSink = (event: SluiceEvent) => {
+    hub(event);
+    logToken?.(event);
+  };
   // Events are produced only for someone: a listener, or a subscriber to a sluice:* channel; token
-  // events also for OpenTelemetry (token request and lock wait spans).
+  // events also for the logger and for OpenTelemetry (token request and lock wait spans).
   const events = () => (listeners.length > 0 || eventsSubscribed() ? hub : undefined);
-  const tokenEvents = tel ? () => hub : events;
+  const tokenEvents = () => (tel || logToken || listeners.length > 0 || eventsSubscribed() ? tokenHub : undefined);
   const transport = pickTransport(options);
   const authLayers = options.auth
     ? buildAuthLayers(options.auth, parts, transport, tokenEvents, { store: defaultStore, lock: memoryLock })
@@ -183,11 +189,8 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
       throw new ConfigError('logger must have debug, info, warn and error methods (pino, console and winston do)');
     }
     defaults.push(logging({ logger, level: logLevel }));
-    // Token events happen outside any one request: they reach the logger through the hub.
-    const logToken = logEvents({ logger, level: logLevel });
-    listeners.push((event) => {
-      if (event.type === 'token') logToken(event);
-    });
+    // Token events happen outside any one request: they reach the logger through the token hub.
+    logToken = logEvents({ logger, level: logLevel });
   }
   if (!parts.withoutErrors) defaults.push(errors());
   defaults.push(retry(retryOptions(options)));

@@ -5,7 +5,14 @@
  * layers below the logging layer, and none of a middleware of yours above it.
  */
 import { describe, expect, it } from 'vitest';
-import { createClient, type HttpRequest, HttpResponse, type Middleware, type SluiceEvent } from '../../src/index.js';
+import {
+  createClient,
+  customGrant,
+  type HttpRequest,
+  HttpResponse,
+  type Middleware,
+  type SluiceEvent,
+} from '../../src/index.js';
 import { bytesSource } from '../../src/internals.js';
 import { memoryLogger } from '../helpers/logger.js';
 
@@ -88,5 +95,34 @@ describe('the logging layer on top of the chain', () => {
     const { logged, attemptLines } = await oneCall((defaults) => [defaults[0]!, ...defaults.slice(1), defaults[0]!]);
     expect(logged).toEqual([1]);
     expect(attemptLines).toBe(2);
+  });
+});
+
+describe('a logger with no logging layer in the chain', () => {
+  it('still gets the token lines, and no call produces events for it', async () => {
+    const { logger, lines } = memoryLogger();
+    const seen: HttpRequest[] = [];
+    const api = createClient({
+      baseURL: BASE,
+      logger,
+      transport: flaky(),
+      retry: { limit: 1, baseDelay: 0 },
+      auth: { grant: customGrant({ id: 'no-layer', obtain: async () => ({ accessToken: 'tok', expiresIn: 3600 }) }) },
+      // The default layers minus logging; a probe at the bottom sees what every attempt carries.
+      middleware: (defaults) => [
+        ...defaults.slice(1),
+        (request, next) => {
+          seen.push(request);
+          return next(request);
+        },
+      ],
+    });
+    expect(await api.get('items')).toEqual({ ok: true });
+    await api.close();
+    expect(lines.filter((line) => line.fields.sluice === 'token' && line.level === 'info').length).toBeGreaterThan(0);
+    // Nobody listens to attempts: the logger takes token events only, and no layer logs the rest.
+    expect(lines.filter((line) => line.fields.sluice !== 'token')).toEqual([]);
+    expect(seen).toHaveLength(2);
+    for (const request of seen) expect(request.events).toBeUndefined();
   });
 });
