@@ -171,8 +171,11 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
   // The logger's token lines: token events only, so a logger alone makes no call produce events.
   let logToken: EventSink | undefined;
   const tokenHub: EventSink = (event: SluiceEvent) => {
-    hub(event);
-    logToken?.(event);
+    try {
+      hub(event);
+    } finally {
+      logToken?.(event);
+    }
   };
   // Events are produced only for someone: a listener, or a subscriber to a sluice:* channel; token
   // events also for the logger and for OpenTelemetry (token request and lock wait spans).

@@ -99,12 +99,17 @@ describe('the logging layer on top of the chain', () => {
 });
 
 describe('a logger with no logging layer in the chain', () => {
-  it('still gets the token lines, and no call produces events for it', async () => {
+  // With telemetry off, the logger is the only one that wants token events.
+  it.each([
+    true,
+    false,
+  ])('still gets the token lines, and no call produces events for it (telemetry %s)', async (telemetry) => {
     const { logger, lines } = memoryLogger();
     const seen: HttpRequest[] = [];
     const api = createClient({
       baseURL: BASE,
       logger,
+      telemetry,
       transport: flaky(),
       retry: { limit: 1, baseDelay: 0 },
       auth: { grant: customGrant({ id: 'no-layer', obtain: async () => ({ accessToken: 'tok', expiresIn: 3600 }) }) },
