@@ -58,10 +58,11 @@ describe('parsers of server-controlled text are linear', () => {
   });
 
   it('100 hostile 401s and 500s (10 at a time) keep the event loop p99 delay under 50 ms', async () => {
-    const header = `Bearer realm="${'\\a'.repeat(3000)}", ${'a'.repeat(8000)}`;
+    const hostile = `Bearer realm="${'\\a'.repeat(3000)}", ${'a'.repeat(8000)}`;
     const body = 'token'.repeat(KIB16 / 5);
     const s = await servers.start((request, response) => {
-      if (request.url.startsWith('/401')) {
+      if (request.url.includes('/401')) {
+        const header = request.url.startsWith('/hostile') ? hostile : 'Bearer realm="api"';
         response.writeHead(401, { 'www-authenticate': header, 'content-type': 'text/plain' });
         response.end(body);
       } else {
@@ -71,14 +72,25 @@ describe('parsers of server-controlled text are linear', () => {
     });
     const api = createClient({ baseURL: s.url, retry: false });
     clients.push(api);
-    const delay = monitorEventLoopDelay({ resolution: 5 });
-    delay.enable();
-    for (let batch = 0; batch < 10; batch++) {
-      await Promise.all(Array.from({ length: 10 }, (_, i) => rejection(api.get(i % 2 ? '401' : '500'))));
-    }
-    delay.disable();
-    // The quadratic parsers this replaces cost 250-400 ms per response.
-    expect(delay.percentile(99) / 1e6).toBeLessThan(50);
+    /** The event loop's p99 delay, in ms, over 100 answers from `prefix`, 10 at a time. */
+    const p99 = async (prefix: string) => {
+      const delay = monitorEventLoopDelay({ resolution: 5 });
+      delay.enable();
+      for (let batch = 0; batch < 10; batch++) {
+        await Promise.all(
+          Array.from({ length: 10 }, (_, i) => rejection(api.get(`${prefix}/${i % 2 ? '401' : '500'}`))),
+        );
+      }
+      delay.disable();
+      return delay.percentile(99) / 1e6;
+    };
+    // The same exchange with a plain challenge: what this machine's load alone adds (other test files
+    // run beside this one). 50 ms on a quiet machine, up to twice the plain run's delay on a busy one,
+    // never 150: the quadratic parsers this replaces cost 250-400 ms per response.
+    const plain = await p99('/plain');
+    const measured = await p99('/hostile');
+    const limit = Math.min(150, Math.max(50, 2 * plain));
+    expect(measured, `hostile ${measured.toFixed(1)} ms, plain ${plain.toFixed(1)} ms`).toBeLessThan(limit);
   });
 });
 
