@@ -180,7 +180,7 @@ export function buildChain(options: ChainOptions, parts: ChainParts = {}): Chain
   // Events are produced only for someone: a listener, or a subscriber to a sluice:* channel; token
   // events also for the logger and for OpenTelemetry (token request and lock wait spans).
   const events = () => (listeners.length > 0 || eventsSubscribed() ? hub : undefined);
-  const tokenEvents = () => (tel || logToken || listeners.length > 0 || eventsSubscribed() ? tokenHub : undefined);
+  const tokenEvents = () => (tel || logToken || events() ? tokenHub : undefined);
   const transport = pickTransport(options);
   const authLayers = options.auth
     ? buildAuthLayers(options.auth, parts, transport, tokenEvents, { store: defaultStore, lock: memoryLock })
